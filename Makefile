@@ -1,0 +1,49 @@
+# The two commands of the README:
+#   make run   set up from nothing and run the main playbook on the emulated lab
+#   make test  set up from nothing and run every test
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+ANSIBLE_PLAYBOOK := $(VENV)/bin/ansible-playbook
+COLLECTION_LINK := .ansible/collections/ansible_collections/xdplab/offload
+MAIN_PLAYBOOK ?= playbooks/baremetal_offload.yml
+PYTEST_ARGS ?=
+
+.PHONY: setup bootstrap lab-host run test unit integration bpf clean-lab
+
+setup: bootstrap $(VENV)/.stamp $(COLLECTION_LINK) lab-host
+
+# The only packages installed outside Ansible: what it takes to make the venv.
+bootstrap:
+	@if ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip; \
+	fi
+
+$(VENV)/.stamp: requirements.txt
+	/usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+# The repo root is the collection; expose it under a collections path.
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../../.. $@
+
+lab-host: $(VENV)/.stamp $(COLLECTION_LINK)
+	$(ANSIBLE_PLAYBOOK) playbooks/lab_host.yml
+
+run: setup
+	$(ANSIBLE_PLAYBOOK) $(MAIN_PLAYBOOK)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: $(VENV)/.stamp $(COLLECTION_LINK)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+bpf:
+	$(MAKE) -C bpf
+
+clean-lab: $(VENV)/.stamp $(COLLECTION_LINK)
+	$(ANSIBLE_PLAYBOOK) playbooks/teardown.yml

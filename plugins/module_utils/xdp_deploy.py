@@ -1,0 +1,254 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Build, load, attach and pin one XDP program on one interface.
+
+The xdp_program module is a thin want/have/change skeleton over this file:
+``load_program`` builds and loads what is wanted (object or BCC), ``current``
+reads what is attached, ``deploy``/``remove`` act and keep bpffs pins exact.
+"""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import contextlib
+import errno
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+
+from ansible_collections.xdplab.offload.plugins.module_utils import libbpf, programs, xdp
+
+BPFFS = "/sys/fs/bpf"
+PIN_ROOT = os.path.join(BPFFS, "xdplab")
+PROG_PIN = "prog"
+
+
+class DeployError(Exception):
+    def __init__(self, msg, **details):
+        super(DeployError, self).__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+def default_pin_path(interface, netns=None, root=PIN_ROOT):
+    return os.path.join(root, netns or "root", interface)
+
+
+def bpffs_mounted(path=BPFFS):
+    with open("/proc/mounts") as mounts:
+        for line in mounts:
+            fields = line.split()
+            if len(fields) > 2 and fields[2] == "bpf" and path.startswith(fields[1]):
+                return True
+    return False
+
+
+@contextlib.contextmanager
+def captured_stderr():
+    """Collect what C code (BCC, libbpf) writes to fd 2 while the block runs."""
+    holder = {"text": ""}
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield holder
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            holder["text"] = tmp.read().decode("utf-8", "replace")
+
+
+class LoadedProgram:
+    """A program loaded (not attached) in the kernel, with its maps."""
+
+    def __init__(self, prog_fd, map_fds, info, closer, object_path=None, program_hash=None, load_time_ms=0.0):
+        self.prog_fd = prog_fd
+        self.map_fds = map_fds
+        self.info = info
+        self._closer = closer
+        self.object_path = object_path
+        self.program_hash = program_hash
+        self.load_time_ms = load_time_ms
+
+    @property
+    def tag(self):
+        return self.info["tag"]
+
+    def close(self):
+        if self._closer:
+            self._closer()
+            self._closer = None
+
+
+def _load_object(source, defines, bpf_dir, build_dir, clang, function, ifindex):
+    if source.kind == "o":
+        if defines:
+            raise DeployError("defines apply to C sources only; %s is a compiled object" % source.source_path)
+        obj_path = source.source_path
+        with open(obj_path, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+    else:
+        include_dirs = [os.path.join(bpf_dir, "include")]
+        try:
+            obj_path = programs.build_object(source.source_path, defines, include_dirs, build_dir, clang=clang)
+        except programs.BuildError as exc:
+            raise DeployError("%s does not compile: %s" % (source.source_path, exc.msg),
+                              compiler_output=exc.compiler_output)
+        digest = programs.program_hash(source.source_path, defines, include_dirs)
+    started = time.monotonic()
+    try:
+        loaded = libbpf.load_object(obj_path, prog_name=function or source.function, ifindex=ifindex)
+    except libbpf.BpfError as exc:
+        raise DeployError("the kernel rejected %s (%s)" % (source.name, exc.msg),
+                          verifier_log=exc.log, errno=exc.errno, object_path=obj_path)
+    load_ms = (time.monotonic() - started) * 1000.0
+    return LoadedProgram(loaded.prog_fd, loaded.map_fds, libbpf.prog_info(loaded.prog_fd), loaded.close,
+                         object_path=obj_path, program_hash=digest, load_time_ms=load_ms)
+
+
+def _load_bcc(source, defines, bpf_dir, function, ifindex):
+    try:
+        from bcc import BPF, libbcc
+    except ImportError:
+        raise DeployError("loader bcc needs BCC's Python bindings (Debian package python3-bpfcc) in the "
+                          "interpreter running the module; use loader object or install python3-bpfcc "
+                          "and a venv with --system-site-packages")
+    if source.kind != "c":
+        raise DeployError("loader bcc compiles C sources; %s is a compiled object (use loader object)"
+                          % source.source_path)
+    func = function or source.function
+    if not func:
+        raise DeployError("loader bcc needs the name of the XDP function in %s (option function)"
+                          % source.source_path)
+    text, cflags = programs.bcc_source(source.source_path, defines, [os.path.join(bpf_dir, "include")])
+    started = time.monotonic()
+    with captured_stderr() as err:
+        try:
+            bpf = BPF(text=text, cflags=cflags, device=ifindex) if ifindex else BPF(text=text, cflags=cflags)
+        except Exception:
+            bpf = None
+    if bpf is None:
+        raise DeployError("%s does not compile with BCC" % source.source_path, compiler_output=err["text"])
+    with captured_stderr() as err:
+        try:
+            fn = bpf.load_func(func, BPF.XDP, device=ifindex) if ifindex else bpf.load_func(func, BPF.XDP)
+        except Exception as exc:
+            fn = None
+            failure = str(exc)
+    if fn is None:
+        bpf.cleanup()
+        raise DeployError("the kernel rejected %s loaded with BCC (%s)" % (source.name, failure.strip()),
+                          verifier_log=err["text"])
+    load_ms = (time.monotonic() - started) * 1000.0
+    maps = {}
+    for i in range(libbcc.lib.bpf_num_tables(bpf.module)):
+        name = libbcc.lib.bpf_table_name(bpf.module, i).decode()
+        maps[name] = libbcc.lib.bpf_table_fd(bpf.module, name.encode())
+    return LoadedProgram(fn.fd, maps, libbpf.prog_info(fn.fd), bpf.cleanup,
+                         program_hash=programs.program_hash(source.source_path, defines,
+                                                            [os.path.join(bpf_dir, "include")]),
+                         load_time_ms=load_ms)
+
+
+def load_program(program, defines=None, loader="object", bpf_dir="", build_dir="", clang="clang",
+                 function=None, ifindex=None):
+    """Build (if needed) and load the wanted program; the caller closes it."""
+    try:
+        source = programs.resolve_program(program, bpf_dir)
+    except programs.ProgramError as exc:
+        raise DeployError(exc.msg if hasattr(exc, "msg") else str(exc))
+    defines = defines or {}
+    if loader == "bcc":
+        return source, _load_bcc(source, defines, bpf_dir, function, ifindex)
+    return source, _load_object(source, defines, bpf_dir, build_dir, clang, function, ifindex)
+
+
+def attached_program(ipr, ifindex):
+    """What is attached now: mode, id, tag, name (all None when nothing is)."""
+    state = xdp.query(ipr, ifindex)
+    have = {"mode": state["mode"], "prog_id": state["prog_id"] or None, "tag": None, "name": None}
+    if state["prog_id"]:
+        fd = libbpf.prog_fd_by_id(state["prog_id"])
+        try:
+            info = libbpf.prog_info(fd)
+        finally:
+            os.close(fd)
+        have["tag"] = info["tag"]
+        have["name"] = info["name"]
+    return have
+
+
+def pinned_prog_id(pin_path):
+    path = os.path.join(pin_path, PROG_PIN)
+    if not os.path.exists(path):
+        return None
+    try:
+        fd = libbpf.obj_get(path)
+    except libbpf.BpfError:
+        return None
+    try:
+        return libbpf.prog_info(fd)["id"]
+    finally:
+        os.close(fd)
+
+
+def remove_pins(pin_path):
+    """Remove the pin directory (bpffs entries are unlinked like files)."""
+    if os.path.isdir(pin_path):
+        shutil.rmtree(pin_path)
+        return True
+    return False
+
+
+def pin(loaded, pin_path):
+    """Pin the program and its maps under ``pin_path`` (replacing older pins)."""
+    remove_pins(pin_path)
+    os.makedirs(pin_path, mode=0o700)
+    libbpf.obj_pin(loaded.prog_fd, os.path.join(pin_path, PROG_PIN))
+    pinned = {}
+    for name, fd in sorted(loaded.map_fds.items()):
+        if name.startswith(".") or fd < 0:  # .rodata/.bss internal maps stay unpinned
+            continue
+        path = os.path.join(pin_path, name)
+        libbpf.obj_pin(fd, path)
+        pinned[name] = path
+    return pinned
+
+
+def deploy(ipr, ifindex, loaded, mode, have, pin_path, ifname="", netns=None):
+    """Attach ``loaded`` in ``mode`` (replacing what ``have`` describes), then pin.
+
+    On failure nothing stays attached and no pin is left behind.
+    """
+    started = time.monotonic()
+    try:
+        if have["mode"] and have["mode"] != mode:
+            xdp.detach_all(ipr, ifindex, ifname, netns)
+        xdp.attach(ipr, ifindex, loaded.prog_fd, mode, ifname, netns)
+    except xdp.XdpError as exc:
+        remove_pins(pin_path)
+        _detach_quietly(ipr, ifindex)
+        raise DeployError(exc.msg, errno=exc.errno)
+    attach_ms = (time.monotonic() - started) * 1000.0
+    try:
+        maps = pin(loaded, pin_path)
+    except (libbpf.BpfError, OSError) as exc:
+        _detach_quietly(ipr, ifindex)
+        remove_pins(pin_path)
+        raise DeployError("attached, but cannot pin under %s (%s); detached again" % (pin_path, exc))
+    return attach_ms, maps
+
+
+def _detach_quietly(ipr, ifindex):
+    try:
+        xdp.detach_all(ipr, ifindex)
+    except xdp.XdpError:
+        pass
+
+
+def check_bpffs(pin_path):
+    if not bpffs_mounted(pin_path):
+        raise DeployError("bpffs is not mounted at %s (needed for %s): run the xdplab.offload.lab_host role "
+                          "or mount -t bpf bpf %s" % (BPFFS, pin_path, BPFFS), errno=errno.ENOENT)
