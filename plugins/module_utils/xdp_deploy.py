@@ -10,6 +10,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
+import ctypes
 import errno
 import hashlib
 import os
@@ -122,7 +123,12 @@ def _load_bcc(source, defines, bpf_dir, function, ifindex):
     if not func:
         raise DeployError("loader bcc needs the name of the XDP function in %s (option function)"
                           % source.source_path)
-    text, cflags = programs.bcc_source(source.source_path, defines, [os.path.join(bpf_dir, "include")])
+    try:
+        text, cflags = programs.bcc_source(source.source_path, defines, [os.path.join(bpf_dir, "include")])
+    except programs.ProgramError as exc:
+        raise DeployError(str(exc))
+    text = text.encode()
+    func = func.encode()
     started = time.monotonic()
     with captured_stderr() as err:
         try:
@@ -143,9 +149,14 @@ def _load_bcc(source, defines, bpf_dir, function, ifindex):
                           verifier_log=err["text"])
     load_ms = (time.monotonic() - started) * 1000.0
     maps = {}
+    # BCC's binding leaves these restypes at int, which would truncate the name pointer.
+    libbcc.lib.bpf_num_tables.restype = ctypes.c_ulonglong
+    libbcc.lib.bpf_num_tables.argtypes = [ctypes.c_void_p]
+    libbcc.lib.bpf_table_name.restype = ctypes.c_char_p
+    libbcc.lib.bpf_table_name.argtypes = [ctypes.c_void_p, ctypes.c_ulonglong]
     for i in range(libbcc.lib.bpf_num_tables(bpf.module)):
-        name = libbcc.lib.bpf_table_name(bpf.module, i).decode()
-        maps[name] = libbcc.lib.bpf_table_fd(bpf.module, name.encode())
+        name = libbcc.lib.bpf_table_name(bpf.module, i)
+        maps[name.decode()] = libbcc.lib.bpf_table_fd(bpf.module, name)
     return LoadedProgram(fn.fd, maps, libbpf.prog_info(fn.fd), bpf.cleanup,
                          program_hash=programs.program_hash(source.source_path, defines,
                                                             [os.path.join(bpf_dir, "include")]),

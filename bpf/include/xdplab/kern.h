@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * xdplab/kern.h - kernel-side prelude of every xdplab XDP program.
+ *
+ * Hides the differences between the two kernel compilers:
+ *   - clang -target bpf + libbpf (default): <linux/bpf.h>, <bpf/bpf_helpers.h>,
+ *     BTF-style map definition in ".maps", SEC("xdp"), a GPL license section;
+ *   - BCC (compile with -DXL_BCC): BCC injects its own helpers and kernel
+ *     headers, defines maps with BPF_PERCPU_ARRAY and rewrites .lookup();
+ *     the section and license come from BCC itself. BCC rewrites map
+ *     accesses only in its main text, so this header must be inlined into
+ *     the text (programs.bcc_source() does that), not #included.
+ * Programs use XL_PROG(name), xl_frame_len(), xl_account() and XL_LICENSE.
+ */
+#ifndef XDPLAB_KERN_H
+#define XDPLAB_KERN_H
+
+#include "xdplab/types.h"
+#include "xdplab/stats.h"
+
+#ifndef XL_BCC
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XL_NR_COUNTERS);
+	__type(key, __u32);
+	__type(value, struct xl_counter);
+} xl_stats SEC(".maps");
+
+#define XL_PROG(name) SEC("xdp") int name(struct xdp_md *ctx)
+#define XL_LICENSE char _license[] SEC("license") = "GPL";
+
+#else /* XL_BCC */
+
+BPF_PERCPU_ARRAY(xl_stats, struct xl_counter, XL_NR_COUNTERS);
+
+#define XL_PROG(name) int name(struct xdp_md *ctx)
+#define XL_LICENSE /* BCC loads with license "GPL" */
+
+#endif /* XL_BCC */
+
+_Static_assert(XL_XDP_ABORTED == XDP_ABORTED && XL_XDP_DROP == XDP_DROP &&
+		       XL_XDP_PASS == XDP_PASS && XL_XDP_TX == XDP_TX &&
+		       XL_XDP_REDIRECT == XDP_REDIRECT,
+	       "xdplab verdicts must equal enum xdp_action");
+
+/* Pointers to the frame, as the packet logic functions take them. */
+#define XL_DATA(ctx) ((void *)(long)(ctx)->data)
+#define XL_DATA_END(ctx) ((void *)(long)(ctx)->data_end)
+
+/*
+ * Frame length, taken before the packet logic runs. The barrier keeps the
+ * compiler from sinking the subtraction past the logic, so the packet
+ * pointers are dead once the logic is done and the verifier can prune
+ * states at a loop that differ only in proven packet ranges. (Defensive:
+ * the current programs verify in the same number of insns without it.)
+ */
+XL_INLINE xl_u64 xl_frame_len(void *data, void *data_end)
+{
+	xl_u64 len = (xl_u64)((char *)data_end - (char *)data);
+
+	xl_barrier_var(len);
+	return len;
+}
+
+/* Per-CPU counter slot KEY of xl_stats (NULL only if KEY is out of range).
+ * BCC rewrites map.lookup() itself and refuses it inside a macro, hence a
+ * function per compiler instead of a macro. */
+XL_INLINE struct xl_counter *xl_stats_slot(xl_u32 key)
+{
+#ifdef XL_BCC
+	return xl_stats.lookup(&key);
+#else
+	return bpf_map_lookup_elem(&xl_stats, &key);
+#endif
+}
+
+/* Count one packet of BYTES bytes as seen and under its verdict. */
+XL_INLINE void xl_account(int verdict, xl_u64 bytes)
+{
+	struct xl_counter *c;
+	xl_u32 key;
+
+	c = xl_stats_slot(XL_SEEN);
+	if (c) {
+		c->packets += 1;
+		c->bytes += bytes;
+	}
+	key = xl_verdict_key(verdict);
+	if (key >= XL_NR_COUNTERS)
+		return;
+	c = xl_stats_slot(key);
+	if (c) {
+		c->packets += 1;
+		c->bytes += bytes;
+	}
+}
+
+#endif /* XDPLAB_KERN_H */
