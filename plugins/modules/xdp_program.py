@@ -21,8 +21,10 @@ extends_documentation_fragment:
   - xdplab.offload.interface
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 options:
   program:
