@@ -18,11 +18,13 @@ import shutil
 import tempfile
 import time
 
-from ansible_collections.xdplab.offload.plugins.module_utils import libbpf, programs, xdp
+from ansible_collections.xdplab.offload.plugins.module_utils import libbpf, nfp, programs, xdp
 
 BPFFS = "/sys/fs/bpf"
 PIN_ROOT = os.path.join(BPFFS, "xdplab")
 PROG_PIN = "prog"
+# Compile-time switch of bpf/include/xdplab/kern.h for device-bound builds.
+OFFLOAD_DEFINE = "XL_OFFLOAD"
 
 
 class DeployError(Exception):
@@ -102,8 +104,10 @@ def _load_object(source, defines, bpf_dir, build_dir, clang, function, ifindex):
     try:
         loaded = libbpf.load_object(obj_path, prog_name=function or source.function, ifindex=ifindex)
     except libbpf.BpfError as exc:
-        raise DeployError("the kernel rejected %s (%s)" % (source.name, exc.msg),
-                          verifier_log=exc.log, errno=exc.errno, object_path=obj_path)
+        details = dict(verifier_log=exc.log, errno=exc.errno, object_path=obj_path)
+        if ifindex:
+            details["offload_reason"] = nfp.classify_offload_error(exc.msg, exc.log)
+        raise DeployError("the kernel rejected %s (%s)" % (source.name, exc.msg), **details)
     load_ms = (time.monotonic() - started) * 1000.0
     return LoadedProgram(loaded.prog_fd, loaded.map_fds, libbpf.prog_info(loaded.prog_fd), loaded.close,
                          object_path=obj_path, program_hash=digest, load_time_ms=load_ms)
@@ -137,6 +141,7 @@ def _load_bcc(source, defines, bpf_dir, function, ifindex):
             bpf = None
     if bpf is None:
         raise DeployError("%s does not compile with BCC" % source.source_path, compiler_output=err["text"])
+    failure = ""
     with captured_stderr() as err:
         try:
             fn = bpf.load_func(func, BPF.XDP, device=ifindex) if ifindex else bpf.load_func(func, BPF.XDP)
@@ -145,8 +150,11 @@ def _load_bcc(source, defines, bpf_dir, function, ifindex):
             failure = str(exc)
     if fn is None:
         bpf.cleanup()
+        details = dict(verifier_log=err["text"])
+        if ifindex:
+            details["offload_reason"] = nfp.classify_offload_error(failure, err["text"])
         raise DeployError("the kernel rejected %s loaded with BCC (%s)" % (source.name, failure.strip()),
-                          verifier_log=err["text"])
+                          **details)
     load_ms = (time.monotonic() - started) * 1000.0
     maps = {}
     # BCC's binding leaves these restypes at int, which would truncate the name pointer.
@@ -171,6 +179,10 @@ def load_program(program, defines=None, loader="object", bpf_dir="", build_dir="
     except programs.ProgramError as exc:
         raise DeployError(exc.msg if hasattr(exc, "msg") else str(exc))
     defines = defines or {}
+    if ifindex and source.kind == "c":
+        # Device-bound (offload) build: kern.h makes xl_stats a shared ARRAY
+        # updated with atomic adds, the only counters the NFP can hold.
+        defines = dict(defines, **{OFFLOAD_DEFINE: 1})
     if loader == "bcc":
         return source, _load_bcc(source, defines, bpf_dir, function, ifindex)
     return source, _load_object(source, defines, bpf_dir, build_dir, clang, function, ifindex)

@@ -11,6 +11,11 @@
  *     accesses only in its main text, so this header must be inlined into
  *     the text (programs.bcc_source() does that), not #included.
  * Programs use XL_PROG(name), xl_frame_len(), xl_account() and XL_LICENSE.
+ *
+ * -DXL_OFFLOAD builds the same program for hardware offload (Netronome NFP):
+ * the NIC holds no per-CPU maps and refuses plain stores to map values, so
+ * xl_stats becomes one shared BPF_MAP_TYPE_ARRAY (same key, same value
+ * layout, one value instead of one per CPU) updated with atomic adds.
  */
 #ifndef XDPLAB_KERN_H
 #define XDPLAB_KERN_H
@@ -23,8 +28,16 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#if defined(XL_OFFLOAD) && (XL_OFFLOAD + 0)
+#define XL_STATS_SHARED 1
+#endif
+
 struct {
+#ifdef XL_STATS_SHARED
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+#else
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+#endif
 	__uint(max_entries, XL_NR_COUNTERS);
 	__type(key, __u32);
 	__type(value, struct xl_counter);
@@ -35,7 +48,12 @@ struct {
 
 #else /* XL_BCC */
 
+#if defined(XL_OFFLOAD) && (XL_OFFLOAD + 0)
+#define XL_STATS_SHARED 1
+BPF_ARRAY(xl_stats, struct xl_counter, XL_NR_COUNTERS);
+#else
 BPF_PERCPU_ARRAY(xl_stats, struct xl_counter, XL_NR_COUNTERS);
+#endif
 
 #define XL_PROG(name) int name(struct xdp_md *ctx)
 #define XL_LICENSE /* BCC loads with license "GPL" */
@@ -78,6 +96,14 @@ XL_INLINE struct xl_counter *xl_stats_slot(xl_u32 key)
 #endif
 }
 
+/* Add to a counter: a plain add in a per-CPU slot, an atomic add (no
+ * fetch) in the shared offload array. */
+#ifdef XL_STATS_SHARED
+#define XL_COUNT(field, value) __sync_fetch_and_add(&(field), (value))
+#else
+#define XL_COUNT(field, value) ((field) += (value))
+#endif
+
 /* Count one packet of BYTES bytes as seen and under its verdict. */
 XL_INLINE void xl_account(int verdict, xl_u64 bytes)
 {
@@ -86,16 +112,16 @@ XL_INLINE void xl_account(int verdict, xl_u64 bytes)
 
 	c = xl_stats_slot(XL_SEEN);
 	if (c) {
-		c->packets += 1;
-		c->bytes += bytes;
+		XL_COUNT(c->packets, 1);
+		XL_COUNT(c->bytes, bytes);
 	}
 	key = xl_verdict_key(verdict);
 	if (key >= XL_NR_COUNTERS)
 		return;
 	c = xl_stats_slot(key);
 	if (c) {
-		c->packets += 1;
-		c->bytes += bytes;
+		XL_COUNT(c->packets, 1);
+		XL_COUNT(c->bytes, bytes);
 	}
 }
 
