@@ -1,14 +1,89 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Aggregate the experiment's per-cell JSON records into ``summary.csv``.
+"""Aggregate the experiment's per-cell JSON records into ``summary.csv``, compare runs.
 
-Pure Python + pandas, importable without Ansible (the ``results_summary``
-module is a thin wrapper around :func:`summarize`).
+Pure Python + pandas, importable without Ansible (the ``results_summary`` and
+``results_compare`` modules are thin wrappers around :func:`summarize` and
+:func:`compare_runs`; figures and the report page are in ``figures.py`` and
+``report.py``).
 
 Layout of a run directory::
 
     <run dir>/records/<cell_id>.json   one record per cell and repetition
-    <run dir>/summary.csv              written here
+    <run dir>/summary.csv              written by summarize()
+    <run dir>/compare-<ref>.csv        written by compare_runs()
+    <run dir>/figures/*.png|*.svg      written by report.build_report()
+    <run dir>/report.md, report.html   written by report.build_report()
+
+Record format (schema 1)
+========================
+
+One JSON object per cell and repetition, written by the ``experiment`` role.
+Only the first block is required; everything else is optional, and a field
+that a record does not have is simply absent from its statistics.
+
+Required::
+
+    schema        1
+    run_id        str     the run's id (the directory name under results/)
+    cell_id       str     stable id from the matrix lookup, unique in the run
+    experiment    str     drop | complexity | dns_latency | vm_drop | vm_cpu_share
+                          | neighbour (others are aggregated and tabled, not drawn)
+    program       str     drop | loop | checksum | dns_nxdomain | ...
+    n             int|null compile-time iterations (loop, checksum), else null
+    location      str     offload | driver | generic | afxdp | afxdp_generic |
+                          vm_afxdp | vm_driver | host_driver | nic, and for the
+                          neighbour experiment ``baseline`` (see below)
+    size          int     frame size in bytes
+    rate          number  offered packet rate in packets/s; 0 = as fast as possible
+    status        str     ok | unsupported | failed
+    reason        str|null why the cell is not ok (required in spirit when not ok)
+
+Cell description (not aggregated): ``repetition`` (1-based), ``duration_s``,
+``mode`` (the XDP mode actually used, e.g. generic where a vNIC has no native
+XDP), ``loader``, ``started_at``/``finished_at`` (ISO 8601, UTC), ``wall_s``,
+``interfaces`` (dict), ``teardown_error``.
+
+Measured quantities: every top-level number that is not a cell parameter is
+aggregated. The names used by the figures and tables (units in the name where
+not obvious):
+
+* throughput: ``sent_packets``, ``rate_pps`` (achieved offered rate),
+  ``processed_packets``, ``processed_pps`` (packets/s the program saw),
+  ``dropped_packets``, ``tx_packets``, ``lost_packets``;
+* cost: ``ns_per_run`` (BPF_PROG_TEST_RUN, the program alone),
+  ``ns_per_packet`` (at the location; when absent the figures derive it as
+  1e9 / processed_pps and say so);
+* latency (``dns_latency``, ``neighbour``): ``rtt_us_p50``, ``rtt_us_p90``,
+  ``rtt_us_p99``, ``rtt_us_p999``, ``rtt_us_mean`` in microseconds, ``loss``
+  as a **fraction** 0..1 of the queries sent that got no valid reply;
+* CPU (``vm_cpu_share`` and any cell that samples it): ``cpu_host_share`` and
+  ``cpu_vm_share`` in **percent of one CPU** (two busy CPUs = 200), host share
+  = everything outside the guests (softirq, vhost/OVS, QEMU I/O threads),
+  VM share = the guests' vCPU time; the figure stacks them.
+
+Latency distributions (for the neighbour CDF; optional, any experiment may
+carry them, they are not numbers and are therefore not in summary.csv):
+
+* ``rtt_us_samples``: list of RTTs in microseconds, in any order; may be a
+  uniform random subsample (keep it below ~100 000 values per record);
+* ``rtt_us_hist``: ``{"edges": [e0, e1, ..., ek], "counts": [c0, ..., c(k-1)]}``
+  with ascending bin edges in microseconds and ``ci`` the number of RTTs in
+  ``[e(i), e(i+1))``; RTTs beyond the last edge go into the last bin.
+
+Per group the CDF pools the ok repetitions (samples, else histograms, else
+the percentile fields as points). A neighbour cell with ``location:
+baseline`` ran no workload and is the no-load baseline drawn in every panel of
+its experiment (its ``program`` and ``n`` are free, e.g. ``none`` and null).
+
+Provenance (dict ``provenance``, shown in captions and the report): ``lab``
+(emulated | testbed), ``hostname``, ``kernel``, ``cpu_model``, ``nic_driver``,
+``nic_firmware``, ``hypervisor`` (e.g. ``xen 4.9.2``, ``qemu-tcg 7.2``),
+``guest_kernel``, ``vnic_model``, ``program_hash``, ``prog_tag``,
+``collection_version``; other keys are listed as they are.
+
+Aggregation
+===========
 
 Grouping: records are grouped by the cell-group keys ``experiment, program,
 n, location, size, rate`` (:data:`GROUP_KEYS`; ``None`` is a value of its own,
@@ -36,6 +111,20 @@ top-level numeric field of the records that is not a cell parameter
 A quantity with no numeric value in any ok repetition of a group has empty
 cells in that row; a quantity that is never numeric in the whole run gets no
 columns at all.
+
+Comparison of two runs
+======================
+
+:func:`compare_runs` matches the groups of a run with those of a reference run
+by the group keys and, per quantity measured in both, gives the ratio of the
+medians ``this / reference`` and whether the difference exceeds the spread:
+``exceeds_spread`` is true when the two 95 % intervals of the mean do not
+overlap, false when they do, and empty when either side has fewer than two ok
+repetitions (no interval, so no statement). Non-overlapping 95 % intervals is a
+conservative criterion (it flags differences at roughly the 0.5 % level), so a
+flag is worth a look and an unflagged ratio of 0.9 with wide intervals is not
+a regression. The ratio of two zero medians is 1; a zero reference median with
+a non-zero one gives no ratio.
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -119,7 +208,7 @@ def t_quantile(p, df):
     low, high = 0.0, 1.0
     while _t_two_sided_coverage(high, df) < coverage:
         high *= 2.0
-    for _ in range(200):
+    for dummy in range(200):
         mid = (low + high) / 2.0
         if _t_two_sided_coverage(mid, df) < coverage:
             low = mid
@@ -358,13 +447,17 @@ def render_csv(frame):
 
 
 def write_atomic(path, text):
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
+    """Write ``text`` (str or bytes) to ``path`` through a temporary file in the same directory and a rename."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ResultsError("output directory %s does not exist" % directory)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        if isinstance(text, bytes):
+            handle = os.fdopen(fd, "wb")
+        else:
+            handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        with handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -380,6 +473,15 @@ def read_text(path):
     """Current content of ``path``, or None when it does not exist."""
     try:
         with open(path, "r", encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def read_bytes(path):
+    """Current content of ``path`` as bytes, or None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
             return handle.read()
     except FileNotFoundError:
         return None
@@ -426,21 +528,27 @@ def _si(value):
     return "%.3g" % value
 
 
+def format_keys(item, group_by=GROUP_KEYS):
+    """The group keys of ``item`` as short words (``drop drop n=- driver 64B rate=max``)."""
+    parts = []
+    for key in group_by:
+        value = item.get(key)
+        if key == "n":
+            parts.append("n=%s" % ("-" if value is None else value))
+        elif key == "size":
+            parts.append("%sB" % ("-" if value is None else value))
+        elif key == "rate":
+            parts.append("rate=%s" % ("max" if value in (0, None) else _si(value)))
+        else:
+            parts.append("-" if value is None else str(value))
+    return " ".join(parts)
+
+
 def format_table(compact, group_by=GROUP_KEYS):
     """One human-readable line per row of :func:`compact_rows`."""
     lines = []
     for item in compact:
-        parts = []
-        for key in group_by:
-            value = item.get(key)
-            if key == "n":
-                parts.append("n=%s" % ("-" if value is None else value))
-            elif key == "size":
-                parts.append("%sB" % ("-" if value is None else value))
-            elif key == "rate":
-                parts.append("rate=%s" % ("max" if value in (0, None) else _si(value)))
-            else:
-                parts.append("-" if value is None else str(value))
+        parts = [format_keys(item, group_by)]
         parts.append("%s %s/%s" % (item["status"], item["repetitions"], item["repetitions_total"]))
         for key, value in item.items():
             if key in group_by or key in ("status", "repetitions", "repetitions_total", "reason") \
@@ -527,5 +635,304 @@ def summarize(path, output=None, group_by=GROUP_KEYS, table_quantities=TABLE_QUA
         "failed_cells": cell_list(records, "failed"),
         "unsupported_cells": cell_list(records, "unsupported"),
         "run_ids": run_ids,
+        "warnings": warnings,
+    }
+
+
+def load_run(path, group_by=GROUP_KEYS):
+    """Load and aggregate ``<path>/records``.
+
+    Returns a dict with ``records``, ``skipped``, ``rows`` (full summary rows),
+    ``quantities``, ``warnings`` and ``run_id`` (the records' run id, else the
+    directory name).
+    """
+    if not HAS_PANDAS:
+        raise ResultsError("pandas is not importable: %s" % PANDAS_IMPORT_ERROR)
+    records, skipped = load_records(os.path.join(path, "records"))
+    rows, quantities, warnings = aggregate(records, group_by)
+    run_ids = sorted(set(str(r.get("run_id")) for r in records if r.get("run_id") is not None))
+    if len(run_ids) > 1:
+        warnings.append("records of several runs are mixed in %s: %s" % (path, ", ".join(run_ids)))
+    run_id = run_ids[0] if len(run_ids) == 1 else os.path.basename(os.path.normpath(path))
+    return {"records": records, "skipped": skipped, "rows": rows, "quantities": quantities,
+            "warnings": warnings, "run_id": run_id, "path": path}
+
+
+# ---------------------------------------------------------------------------
+# Provenance
+# ---------------------------------------------------------------------------
+
+# Provenance keys shown per machine, in this order; others follow alphabetically.
+PROVENANCE_ORDER = ("lab", "hostname", "kernel", "cpu_model", "nic_driver", "nic_firmware",
+                    "hypervisor", "guest_kernel", "vnic_model", "collection_version")
+# Per-program provenance: not a property of the machine.
+PROVENANCE_PER_PROGRAM = ("program_hash", "prog_tag")
+PROVENANCE_LABELS = {
+    "lab": "lab", "hostname": "host", "kernel": "kernel", "cpu_model": "CPU",
+    "nic_driver": "NIC driver", "nic_firmware": "NIC firmware", "hypervisor": "hypervisor",
+    "guest_kernel": "guest kernel", "vnic_model": "vNIC", "collection_version": "xdplab.offload",
+}
+
+
+def _distinct(values):
+    out = []
+    for value in values:
+        if value is None or value == "":
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        if text not in out:
+            out.append(text)
+    return out
+
+
+def machines(records):
+    """The machines the records were measured on, one dict per host.
+
+    Keys of :data:`PROVENANCE_ORDER` first, then any other provenance key
+    (per-program keys excluded); each value is the distinct values seen on that
+    host joined by ``", "`` (so a kernel upgrade mid-run shows), None when absent.
+    """
+    hosts = {}
+    for record in records:
+        prov = record.get("provenance") if isinstance(record.get("provenance"), dict) else {}
+        host = str(prov.get("hostname") or "(unknown host)")
+        hosts.setdefault(host, []).append(prov)
+    out = []
+    for host in sorted(hosts):
+        provs = hosts[host]
+        keys = set()
+        for prov in provs:
+            keys.update(k for k in prov if k not in PROVENANCE_PER_PROGRAM)
+        ordered = [k for k in PROVENANCE_ORDER if k in keys or k == "hostname"]
+        ordered += sorted(keys - set(ordered))
+        item = {}
+        for key in ordered:
+            values = _distinct(p.get(key) for p in provs)
+            item[key] = ", ".join(values) if values else None
+        item["hostname"] = host
+        out.append(item)
+    return out
+
+
+def run_span(records):
+    """(first started_at, last finished_at) of the records as ISO strings, None when unknown."""
+    starts = sorted(str(r["started_at"]) for r in records if r.get("started_at"))
+    ends = sorted(str(r["finished_at"]) for r in records if r.get("finished_at"))
+    return (starts[0] if starts else None, ends[-1] if ends else None)
+
+
+def provenance_line(records, run_id=None):
+    """One line naming the run, its lab, machines and time span (for captions)."""
+    parts = []
+    run_ids = _distinct(r.get("run_id") for r in records)
+    run_id = run_id or (", ".join(run_ids) if run_ids else None)
+    if run_id:
+        parts.append("run %s" % run_id)
+    hosts = machines(records)
+    labs = _distinct(h.get("lab") for h in hosts)
+    if labs:
+        parts.append("%s lab" % "/".join(labs))
+    for host in hosts:
+        bits = []
+        if host.get("kernel"):
+            bits.append("Linux %s" % host["kernel"])
+        if host.get("cpu_model"):
+            bits.append(host["cpu_model"])
+        nic = " ".join(x for x in (host.get("nic_driver"), host.get("nic_firmware") and
+                                   "fw %s" % host["nic_firmware"]) if x)
+        if nic:
+            bits.append("NIC %s" % nic)
+        if host.get("hypervisor"):
+            bits.append(host["hypervisor"])
+        parts.append("%s: %s" % (host["hostname"], ", ".join(bits) if bits else "no provenance recorded"))
+    versions = _distinct(h.get("collection_version") for h in hosts)
+    if versions:
+        parts.append("xdplab.offload %s" % ", ".join(versions))
+    start, end = run_span(records)
+    if start:
+        parts.append("%s .. %s" % (start[:19].replace("T", " "), (end or "?")[:19].replace("T", " ")))
+    return " | ".join(parts)
+
+
+# ---------------------------------------------------------------------------
+# Comparison of two runs
+# ---------------------------------------------------------------------------
+
+COMPARE_FIELDS = ("median", "median_ref", "ratio", "exceeds_spread")
+
+
+def _num(value):
+    """A finite float, or None."""
+    if value is None or not _is_number(value):
+        return None
+    value = float(value)
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def median_ratio(value, ref):
+    """``value / ref``; 1 when both are 0, None when undefined."""
+    value, ref = _num(value), _num(ref)
+    if value is None or ref is None:
+        return None
+    if ref == 0:
+        return 1.0 if value == 0 else None
+    return value / ref
+
+
+def exceeds_spread(row, ref_row, quantity):
+    """True when the two 95 % intervals of ``quantity`` do not overlap, False when they do, None when unknown."""
+    low, high = _num(row.get(quantity + "_ci95_low")), _num(row.get(quantity + "_ci95_high"))
+    rlow, rhigh = _num(ref_row.get(quantity + "_ci95_low")), _num(ref_row.get(quantity + "_ci95_high"))
+    if None in (low, high, rlow, rhigh):
+        return None
+    return low > rhigh or high < rlow
+
+
+def compare(rows, ref_rows, quantities, ref_quantities, group_by=GROUP_KEYS):
+    """Match groups by key and compare the medians of the common quantities.
+
+    Returns ``(rows, common_quantities)``; one row per group of either run,
+    sorted by key, with ``status``/``status_ref`` (``absent`` for a group the
+    other run does not have), ``repetitions``/``repetitions_ref`` and, per
+    quantity, ``<q>_median``, ``<q>_median_ref``, ``<q>_ratio`` and
+    ``<q>_exceeds_spread`` (see the module doc).
+    """
+    group_by = tuple(group_by)
+    common = [q for q in quantities if q in set(ref_quantities)]
+    here = dict((tuple(_norm(r.get(k)) for k in group_by), r) for r in rows)
+    there = dict((tuple(_norm(r.get(k)) for k in group_by), r) for r in ref_rows)
+    out = []
+    for key in sorted(set(here) | set(there), key=_group_sort_key):
+        row, ref = here.get(key, {}), there.get(key, {})
+        item = dict(zip(group_by, key))
+        item.update(status=row.get("status", "absent"), status_ref=ref.get("status", "absent"),
+                    repetitions=row.get("repetitions", 0), repetitions_ref=ref.get("repetitions", 0))
+        for quantity in common:
+            median, median_ref = _num(row.get(quantity + "_median")), _num(ref.get(quantity + "_median"))
+            item[quantity + "_median"] = median
+            item[quantity + "_median_ref"] = median_ref
+            item[quantity + "_ratio"] = median_ratio(median, median_ref)
+            item[quantity + "_exceeds_spread"] = exceeds_spread(row, ref, quantity) \
+                if (median is not None and median_ref is not None) else None
+        out.append(item)
+    return out, common
+
+
+def compare_columns(quantities, group_by=GROUP_KEYS):
+    columns = list(group_by) + ["status", "status_ref", "repetitions", "repetitions_ref"]
+    for quantity in quantities:
+        columns += ["%s_%s" % (quantity, field) for field in COMPARE_FIELDS]
+    return columns
+
+
+def render_compare_csv(rows, quantities, group_by=GROUP_KEYS):
+    """CSV text of a comparison: booleans as true/false, unknown as an empty cell."""
+    columns = compare_columns(quantities, group_by)
+    table = []
+    for row in rows:
+        item = {}
+        for column in columns:
+            value = row.get(column)
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            item[column] = value
+        table.append(item)
+    frame = pd.DataFrame(table, columns=columns)
+    for column in list(group_by) + ["repetitions", "repetitions_ref"]:
+        values = [v for v in frame[column].tolist() if v is not None and not _isnan(v)]
+        if values and all(_is_number(v) and float(v).is_integer() for v in values):
+            frame[column] = pd.array([None if (v is None or _isnan(v)) else int(v)
+                                      for v in frame[column].tolist()], dtype="Int64")
+    return render_csv(frame)
+
+
+def verdict(ratio, flag):
+    """Human word for a compared quantity."""
+    if ratio is None:
+        return "no ratio"
+    if flag is None:
+        return "spread unknown"
+    if not flag:
+        return "within spread"
+    return "higher, beyond spread" if ratio > 1 else "lower, beyond spread"
+
+
+def compare_lines(rows, quantities, group_by=GROUP_KEYS):
+    """One readable line per compared group."""
+    lines = []
+    for row in rows:
+        label = format_keys(row, group_by)
+        if "absent" in (row["status"], row["status_ref"]):
+            lines.append("%s: only in %s" % (label, "this run" if row["status_ref"] == "absent" else "the reference"))
+            continue
+        parts = []
+        for quantity in quantities:
+            ratio = row.get(quantity + "_ratio")
+            if row.get(quantity + "_median") is None and row.get(quantity + "_median_ref") is None:
+                continue
+            parts.append("%s x%s (%s vs %s, %s)" % (
+                quantity, "-" if ratio is None else "%.3f" % ratio, _si(row.get(quantity + "_median")),
+                _si(row.get(quantity + "_median_ref")), verdict(ratio, row.get(quantity + "_exceeds_spread"))))
+        status = "" if row["status"] == row["status_ref"] == "ok" else \
+            " [%s vs %s]" % (row["status"], row["status_ref"])
+        lines.append("%s%s: %s" % (label, status, "; ".join(parts) if parts else "nothing to compare"))
+    return lines
+
+
+def compare_runs(path, ref_path, output=None, group_by=GROUP_KEYS, table_quantities=TABLE_QUANTITIES,
+                 write=True):
+    """Compare run ``path`` with the reference run ``ref_path``; write ``compare-<ref>.csv`` in ``path``.
+
+    Written like :func:`summarize` (atomically, only on change, not when
+    ``write`` is false). Returns ``changed``, ``output``, ``before``/``after``,
+    ``rows`` (compact: keys, statuses and the headline quantities), ``table``
+    (one line per group), ``quantities`` (compared), ``matched``,
+    ``only_here``, ``only_ref``, ``beyond_spread`` (lines of flagged
+    quantities), ``run_id``, ``ref_run_id`` and ``warnings``.
+    """
+    group_by = tuple(group_by)
+    this = load_run(path, group_by)
+    ref = load_run(ref_path, group_by)
+    rows, common = compare(this["rows"], ref["rows"], this["quantities"], ref["quantities"], group_by)
+    output = output or os.path.join(path, "compare-%s.csv" % os.path.basename(os.path.normpath(ref_path)))
+    after = render_compare_csv(rows, common, group_by)
+    before = read_text(output)
+    changed = before != after
+    if changed and write:
+        write_atomic(output, after)
+    shown = [q for q in table_quantities if q in common]
+    compact = []
+    beyond = []
+    for row in rows:
+        item = dict((k, row[k]) for k in group_by + ("status", "status_ref", "repetitions", "repetitions_ref"))
+        for quantity in shown:
+            if row.get(quantity + "_median") is None and row.get(quantity + "_median_ref") is None:
+                continue
+            item[quantity] = row[quantity + "_median"]
+            item[quantity + "_ref"] = row[quantity + "_median_ref"]
+            item[quantity + "_ratio"] = row[quantity + "_ratio"]
+            item[quantity + "_exceeds_spread"] = row[quantity + "_exceeds_spread"]
+        compact.append(item)
+        for quantity in common:
+            if row.get(quantity + "_exceeds_spread"):
+                beyond.append("%s: %s x%.3f" % (_label(row, group_by), quantity, row[quantity + "_ratio"])
+                              if row.get(quantity + "_ratio") is not None else
+                              "%s: %s" % (_label(row, group_by), quantity))
+    warnings = this["warnings"] + ["reference: %s" % w for w in ref["warnings"]]
+    return {
+        "changed": changed,
+        "output": output,
+        "before": before,
+        "after": after,
+        "rows": compact,
+        "full_rows": rows,
+        "table": compare_lines(rows, shown, group_by),
+        "quantities": common,
+        "matched": sum(1 for r in rows if "absent" not in (r["status"], r["status_ref"])),
+        "only_here": sum(1 for r in rows if r["status_ref"] == "absent"),
+        "only_ref": sum(1 for r in rows if r["status"] == "absent"),
+        "beyond_spread": beyond,
+        "run_id": this["run_id"],
+        "ref_run_id": ref["run_id"],
         "warnings": warnings,
     }

@@ -50,10 +50,12 @@ def results_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def report(results_dir, run_id=RUN_ID, check=False):
+def report(results_dir, run_id=RUN_ID, check=False, compare_to=None):
     extra = {"results_dir": results_dir}
     if run_id is not None:
         extra["run_id"] = run_id
+    if compare_to is not None:
+        extra["compare_to"] = compare_to
     return run_playbook("playbooks/report.yml", extra_vars=extra, check=check, timeout=300)
 
 
@@ -65,13 +67,15 @@ def flat(proc):
 def test_report_writes_summary_and_is_idempotent(results_dir):
     summary = os.path.join(results_dir, RUN_ID, "summary.csv")
 
+    run_dir = os.path.join(results_dir, RUN_ID)
+
     dry = report(results_dir, check=True)
     assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert not os.path.exists(summary)
+    assert sorted(os.listdir(run_dir)) == ["records"]
 
     first = report(results_dir)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert recap_changed(first.stdout) == 1
+    assert recap_changed(first.stdout) == 2  # summary.csv, then figures and report
     # The table, the skipped file and the unsupported/failed cells are printed.
     assert "drop drop n=- driver 64B rate=max ok 3/3 processed_pps=3M" in flat(first)
     assert "half-written.json" in flat(first)
@@ -94,13 +98,49 @@ def test_report_writes_summary_and_is_idempotent(results_dir):
     assert rows[2]["reason"] == "no offload-capable NIC on xl-dut0" and rows[2]["repetitions"] == "0"
     assert rows[0]["n"] == "100" and rows[0]["reason"] == "BPF_PROG_TEST_RUN returned EINVAL"
 
-    with open(summary, encoding="utf-8") as handle:
-        content = handle.read()
+    # Figures (PNG and SVG) and the report page, which names the unsupported and failed cells.
+    assert sorted(os.listdir(os.path.join(run_dir, "figures"))) == [
+        "complexity.png", "complexity.svg", "drop_throughput.png", "drop_throughput.svg"]
+    assert os.path.join(run_dir, "report.html") in flat(first)
+    with open(os.path.join(run_dir, "report.md"), encoding="utf-8") as handle:
+        md = handle.read()
+    assert "| drop-drop-offload-s64-r0-rep1 | drop | offload | unsupported | no offload-capable NIC on xl-dut0 |" in md
+    assert "| complexity-loop-n100-driver-s64-r0-rep1 | complexity | driver | failed | " \
+           "BPF_PROG_TEST_RUN returned EINVAL |" in md
+    assert "| drop | driver | 64 | max | ok | 3/3 | 3.00 [0.516, 5.48] | 6.00 [1.03, 11.0] |" in md
+    with open(os.path.join(run_dir, "report.html"), encoding="utf-8") as handle:
+        assert handle.read().count("data:image/png;base64,") == 2
+
+    stamps = dict((name, os.stat(os.path.join(run_dir, name)).st_mtime_ns)
+                  for name in ("summary.csv", "report.md", "report.html", "figures/drop_throughput.png"))
     second = report(results_dir)
     assert second.returncode == 0, second.stdout + second.stderr
     assert recap_changed(second.stdout) == 0
-    with open(summary, encoding="utf-8") as handle:
-        assert handle.read() == content
+    assert stamps == dict((name, os.stat(os.path.join(run_dir, name)).st_mtime_ns) for name in stamps)
+
+
+def test_report_compared_with_itself_shows_ratios_of_one(results_dir):
+    out = report(results_dir, compare_to=RUN_ID)
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = flat(out)
+    assert "3 cell groups in both runs, 0 only in %s, 0 only in %s" % (RUN_ID, RUN_ID) in text
+    assert "drop drop n=- driver 64B rate=max: processed_pps x1.000 (3M vs 3M, within spread); " \
+           "rate_pps x1.000 (6M vs 6M, within spread)" in text
+    assert "No difference exceeds the spread." in text
+    with open(os.path.join(results_dir, RUN_ID, "compare-%s.csv" % RUN_ID), encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    drop = [r for r in rows if r["location"] == "driver" and r["experiment"] == "drop"][0]
+    assert (drop["processed_pps_ratio"], drop["processed_pps_exceeds_spread"]) == ("1", "false")
+    with open(os.path.join(results_dir, RUN_ID, "report.md"), encoding="utf-8") as handle:
+        assert "## Comparison with run %s" % RUN_ID in handle.read()
+
+
+def test_report_compare_with_unknown_run_fails_listing_available_runs(results_dir):
+    out = report(results_dir, compare_to="xl-no-such-run")
+    assert out.returncode != 0
+    assert "Run xl-no-such-run to compare with has no records/ directory" in flat(out)
+    assert "available run ids: xl-other-run, %s." % RUN_ID in flat(out)
+    assert not os.path.exists(os.path.join(results_dir, RUN_ID, "summary.csv"))
 
 
 def test_report_unknown_run_fails_listing_available_runs(results_dir):
