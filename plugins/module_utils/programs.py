@@ -12,7 +12,10 @@ Pure Python (no Ansible, no BCC import): modules and tests call
   everything that determines it (source, headers, defines, clang version);
 * ``bcc_source(source_path, defines, include_dirs)``: ``(text, cflags)`` for
   ``bcc.BPF(text=..., cflags=...)`` from the same source;
-* ``program_hash(source_path, defines, include_dirs)``: provenance digest.
+* ``program_hash(source_path, defines, include_dirs)``: provenance digest;
+* ``build_worker(program, defines, bpf_dir, build_dir)``: the AF_XDP worker
+  (bpf/afxdp) with the program's logic header compiled in by the host C
+  compiler -> ``(binary path, key)``, cached like ``build_object``.
 
 Defines (``{'N': 100}``) are validated before they reach a compiler: names
 must be C identifiers, values integers or simple tokens.
@@ -387,3 +390,164 @@ def bcc_source(source_path, defines, include_dirs):
     cflags.append('-DXL_BCC')
     cflags += define_flags(defines)
     return text, cflags
+
+
+# ------------------------------------------------------------ AF_XDP worker
+# The user-space location (bpf/afxdp/xl_afxdp.c): one binary per program and
+# defines, the program's packet-logic header compiled in by the host C
+# compiler, the redirect program (clang -target bpf) embedded with .incbin.
+
+WORKER_SOURCE = os.path.join('afxdp', 'xl_afxdp.c')
+WORKER_REDIRECT_SOURCE = os.path.join('afxdp', 'xl_afxdp_redirect.bpf.c')
+WORKER_CFLAGS = ('-O2', '-g', '-Wall', '-Wextra')
+WORKER_LIBS = ('-lxdp', '-lbpf')
+WORKER_FORMAT = 'xdplab-afxdp-1'
+
+WorkerProgram = collections.namedtuple('WorkerProgram', ['name', 'header', 'builtin'])
+WorkerProgram.__doc__ = """A program for the AF_XDP worker.
+
+name: the program's name (its logic function is ``xl_<name>_logic``);
+header: absolute path of the header with that function; builtin: True for
+the collection's programs (found under ``<bpf_dir>/include/xdplab/``)."""
+
+
+def resolve_worker_program(program, bpf_dir):
+    """A built-in name or the path of a ``.h`` defining ``xl_<name>_logic`` -> WorkerProgram."""
+    if not isinstance(program, str) or not program.strip():
+        raise ProgramError('no program given: name one of the built-in programs (%s) or the path of a '
+                           'header (.h) that defines xl_<name>_logic(void *data, void *data_end)'
+                           % _builtin_list())
+    program = program.strip()
+    if program in BUILTIN_PROGRAMS:
+        header = os.path.abspath(os.path.join(bpf_dir, 'include', 'xdplab', program + '.h'))
+        if not os.path.isfile(header):
+            raise ProgramError('the logic header of built-in program %s is missing: %s does not exist '
+                               '(is bpf_dir %s the collection\'s bpf/ directory?)' % (program, header, bpf_dir))
+        return WorkerProgram(program, header, True)
+    if not program.endswith('.h'):
+        raise ProgramError('the AF_XDP worker runs a program\'s packet logic, not %r: use one of the built-in '
+                           'programs (%s) or the path of a header (.h) that defines '
+                           'xl_<name>_logic(void *data, void *data_end)' % (program, _builtin_list()))
+    path = os.path.abspath(os.path.expanduser(program))
+    name = os.path.basename(path)[:-len('.h')]
+    if not _IDENT_RE.fullmatch(name):
+        raise ProgramError('header %s: its base name %r must be a C identifier, since the worker calls '
+                           'xl_%s_logic()' % (path, name, name))
+    if not os.path.isfile(path):
+        raise ProgramError('logic header %s does not exist (built-in programs: %s)' % (path, _builtin_list()))
+    return WorkerProgram(name, path, False)
+
+
+_compiler_versions = {}
+
+
+def compiler_version(cc='cc'):
+    """First line of ``<cc> --version`` (cached); BuildError if the host C compiler cannot run."""
+    if cc in _compiler_versions:
+        return _compiler_versions[cc]
+    cmd = [cc, '--version']
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60, check=False)
+    except OSError as exc:
+        raise BuildError('cannot run the C compiler %s (%s): install gcc (Debian: apt-get install gcc)'
+                         % (cc, exc.strerror or exc), command=cmd)
+    except subprocess.TimeoutExpired:
+        raise BuildError('%s --version did not answer within 60 s' % cc, command=cmd)
+    out = proc.stdout.decode('utf-8', 'replace')
+    if proc.returncode != 0 or not out.strip():
+        raise BuildError('%s --version failed (exit %d)' % (cc, proc.returncode), compiler_output=out, command=cmd)
+    _compiler_versions[cc] = out.strip().splitlines()[0].strip()
+    return _compiler_versions[cc]
+
+
+def worker_defines_text(defines):
+    """The defines as the worker reports them (``N=100,X``): sorted, deterministic."""
+    return ','.join(name if text is None else '%s=%s' % (name, text) for name, text in validate_defines(defines))
+
+
+def worker_build_key(program, defines, bpf_dir, cc='cc', clang='clang'):
+    """Digest of everything that determines a worker binary (no build needed to compute it)."""
+    wp = program if isinstance(program, WorkerProgram) else resolve_worker_program(program, bpf_dir)
+    include = os.path.join(bpf_dir, 'include')
+    source = os.path.join(bpf_dir, WORKER_SOURCE)
+    redirect = os.path.join(bpf_dir, WORKER_REDIRECT_SOURCE)
+    parts = [('format', WORKER_FORMAT), ('program', wp.name),
+             ('source', _read(source, 'worker source')),
+             ('redirect', _read(redirect, 'redirect program source'))]
+    for label, path in _headers([include], source):
+        parts.append(('header:' + label, _read(path, 'header')))
+    if not wp.builtin:
+        parts.append(('logic-header', _read(wp.header, 'logic header')))
+    for name, text in validate_defines(defines):
+        parts.append(('define:' + name, '' if text is None else '=' + text))
+    parts += [('cc', compiler_version(cc)), ('clang', clang_version(clang)),
+              ('cflags', ' '.join(WORKER_CFLAGS)), ('libs', ' '.join(WORKER_LIBS)),
+              ('bpf-flags', ' '.join(CLANG_FLAGS)), ('arch', ' '.join(arch_include_dirs()))]
+    return _digest(parts)
+
+
+def worker_path(program, key, build_dir):
+    """Where build_worker puts (or finds) the binary of ``program`` with build key ``key``."""
+    name = program.name if isinstance(program, WorkerProgram) else program
+    return os.path.join(os.path.abspath(build_dir), 'xl-afxdp-%s-%s' % (name, key[:16]))
+
+
+def worker_command(program, defines, bpf_dir, redirect_object, output, cc='cc'):
+    """The host compiler's argument list that builds the worker for ``program`` (a WorkerProgram)."""
+    for char in '"\\\n':
+        if char in redirect_object:
+            raise BuildError('the build directory path %s cannot hold the embedded redirect object: it contains '
+                             '%r; choose another build_dir' % (redirect_object, char))
+    cmd = [cc] + list(WORKER_CFLAGS) + ['-I' + os.path.abspath(os.path.join(bpf_dir, 'include'))]
+    if not program.builtin:
+        cmd += ['-include', program.header]
+    cmd.append('-DXL_AFXDP_PROGRAM=%s' % program.name)
+    cmd += define_flags(defines)
+    cmd.append('-DXL_AFXDP_DEFINES="%s"' % worker_defines_text(defines))
+    cmd.append('-DXL_AFXDP_BPF_OBJ="%s"' % redirect_object)
+    cmd += [os.path.abspath(os.path.join(bpf_dir, WORKER_SOURCE)), '-o', output]
+    cmd += list(WORKER_LIBS)
+    return cmd
+
+
+def build_worker(program, defines, bpf_dir, build_dir, cc='cc', clang='clang'):
+    """Build (or find in the cache) the AF_XDP worker for a program; return ``(path, key)``.
+
+    The binary is ``<build_dir>/xl-afxdp-<name>-<key>``; the key digests the
+    worker and redirect sources, the headers, the defines and both compilers'
+    versions. New binaries are written to a temporary file and renamed.
+    """
+    wp = program if isinstance(program, WorkerProgram) else resolve_worker_program(program, bpf_dir)
+    validate_defines(defines)
+    key = worker_build_key(wp, defines, bpf_dir, cc, clang)
+    target = worker_path(wp, key, build_dir)
+    if os.path.isfile(target) and os.access(target, os.X_OK):
+        return target, key
+    redirect = build_object(os.path.join(bpf_dir, WORKER_REDIRECT_SOURCE), None,
+                            [os.path.join(bpf_dir, 'include')], build_dir, clang=clang)
+    fd, tmp = tempfile.mkstemp(prefix='.xl-afxdp-%s-' % wp.name, suffix='.tmp', dir=os.path.dirname(target))
+    os.close(fd)
+    cmd = worker_command(wp, defines, bpf_dir, redirect, tmp, cc)
+    try:
+        try:
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  timeout=COMPILE_TIMEOUT, check=False)
+        except OSError as exc:
+            raise BuildError('cannot run the C compiler %s (%s): install gcc' % (cc, exc.strerror or exc),
+                             command=cmd)
+        except subprocess.TimeoutExpired:
+            raise BuildError('building the AF_XDP worker for %s took longer than %d s'
+                             % (wp.name, COMPILE_TIMEOUT), command=cmd)
+        output = proc.stdout.decode('utf-8', 'replace')
+        if proc.returncode != 0:
+            hint = ''
+            if 'xdp/xsk.h' in output or '-lxdp' in output:
+                hint = ' (install libxdp-dev and libbpf-dev)'
+            raise BuildError('the AF_XDP worker for %s does not compile%s: %s'
+                             % (wp.name, hint, _first_error(output)), compiler_output=output, command=cmd)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target, key

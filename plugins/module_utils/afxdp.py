@@ -1,0 +1,438 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The AF_XDP worker (bpf/afxdp/xl-afxdp): settings, state files, start and stop.
+
+The afxdp_worker module is a want -> have -> change skeleton over this file.
+
+* Pure parts (unit-tested without root): ``validate``, ``want_settings``,
+  ``worker_argv``, ``parse_proc_stat``, ``same_worker``, ``summarize``,
+  ``diff``, ``parse_link_fdinfo``.
+* Host parts: ``load_state`` (state files + is the recorded process alive),
+  ``attached_program`` (what XDP program the interface has), ``start``,
+  ``stop``, ``remove_stale_program``, ``link_holders``.
+
+One worker serves one interface (it attaches its own redirect program, and an
+interface has one XDP program per mode). Its files live in
+``/run/xdplab/afxdp/<netns or root>/<interface>/``: ``worker.json`` (the
+settings it was started with, pid and start time), ``stats.json`` (rewritten
+atomically by the worker a few times per second; its final counters after a
+stop) and ``worker.log`` (its stderr and its final JSON line).
+
+A worker is recognised as alive only if its pid still runs with the recorded
+start time (pids are reused). The redirect program is named
+``xl_afxdp_redir``; one attached while no recorded worker is alive is stale
+(left by a worker attached through netlink and killed) and is removed.
+"""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from ansible_collections.xdplab.offload.plugins.module_utils import libbpf, programs, xdp
+
+STATE_ROOT = "/run/xdplab/afxdp"
+RECORD_FILE = "worker.json"
+STATS_FILE = "stats.json"
+LOG_FILE = "worker.log"
+REDIRECT_PROG_NAME = "xl_afxdp_redir"
+STATS_INTERVAL_MS = 250
+MAX_QUEUES = 64
+MAX_BATCH = 1024
+RING_SIZES = tuple(1 << k for k in range(6, 15))  # 64 .. 16384
+LOCATIONS = {"driver": "afxdp", "generic": "afxdp_generic"}
+COUNTER_NAMES = ("seen", "dropped", "tx", "passed", "redirected")
+# Settings that identify a running worker (a difference means: restart it).
+SETTING_KEYS = ("interface", "netns", "program", "defines", "queue", "copy_mode", "need_wakeup", "busy_poll",
+                "batch_size", "cpu", "xdp_mode", "attach", "ring_size", "build_key")
+
+
+class AfxdpError(Exception):
+    """A failure with one actionable sentence in ``msg`` and details apart."""
+
+    def __init__(self, msg, **details):
+        super(AfxdpError, self).__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+# --------------------------------------------------------------- pure logic
+
+def state_dir(interface, netns=None, root=STATE_ROOT):
+    """Directory of the worker files of one interface."""
+    return os.path.join(root, netns or "root", interface)
+
+
+def location_of(xdp_mode):
+    """The experiment matrix's location name for a worker in ``xdp_mode``."""
+    return LOCATIONS[xdp_mode]
+
+
+def validate(params, ncpus):
+    """Check the socket options; raise AfxdpError naming the option and the allowed range."""
+    queue = params.get("queue", 0)
+    if not 0 <= queue < MAX_QUEUES:
+        raise AfxdpError("queue %d is out of range: the worker serves RX queues 0..%d" % (queue, MAX_QUEUES - 1),
+                         option="queue")
+    ring = params.get("ring_size", 2048)
+    if ring not in RING_SIZES:
+        raise AfxdpError("ring_size %d must be a power of 2 between %d and %d"
+                         % (ring, RING_SIZES[0], RING_SIZES[-1]), option="ring_size")
+    batch = params.get("batch_size", 64)
+    if not 1 <= batch <= min(MAX_BATCH, ring):
+        raise AfxdpError("batch_size %d is out of range: use 1..%d (at most ring_size %d and %d)"
+                         % (batch, min(MAX_BATCH, ring), ring, MAX_BATCH), option="batch_size")
+    cpu = params.get("cpu")
+    if cpu is not None and not 0 <= cpu < ncpus:
+        raise AfxdpError("cpu %d does not exist: this host has CPUs 0..%d" % (cpu, ncpus - 1), option="cpu")
+
+
+def normalized_defines(defines):
+    """Defines as a JSON-stable dict of strings (None for a bare -DNAME)."""
+    return dict(programs.validate_defines(defines))
+
+
+def want_settings(params, build_key):
+    """The settings a worker must have, from the module's parameters."""
+    return {
+        "interface": params["interface"],
+        "netns": params.get("netns"),
+        "program": params["program"],
+        "defines": normalized_defines(params.get("defines")),
+        "queue": params.get("queue", 0),
+        "copy_mode": params.get("copy_mode", "auto"),
+        "need_wakeup": bool(params.get("need_wakeup", True)),
+        "busy_poll": bool(params.get("busy_poll", False)),
+        "batch_size": params.get("batch_size", 64),
+        "cpu": params.get("cpu"),
+        "xdp_mode": params.get("xdp_mode", "driver"),
+        "attach": params.get("attach", "link"),
+        "ring_size": params.get("ring_size", 2048),
+        "build_key": build_key,
+    }
+
+
+def worker_argv(binary, settings, stats_path, stats_interval_ms=STATS_INTERVAL_MS):
+    """The worker's command line for ``settings`` (no shell involved)."""
+    argv = [binary, "--interface", settings["interface"]]
+    if settings.get("netns"):
+        argv += ["--netns", settings["netns"]]
+    argv += ["--queue", str(settings["queue"]),
+             "--copy-mode", settings["copy_mode"],
+             "--need-wakeup" if settings["need_wakeup"] else "--no-need-wakeup",
+             "--busy-poll" if settings["busy_poll"] else "--poll",
+             "--batch-size", str(settings["batch_size"]),
+             "--xdp-mode", settings["xdp_mode"],
+             "--attach", settings["attach"],
+             "--ring-size", str(settings["ring_size"]),
+             "--stats-file", stats_path,
+             "--stats-interval", str(stats_interval_ms)]
+    if settings.get("cpu") is not None:
+        argv += ["--cpu", str(settings["cpu"])]
+    return argv
+
+
+def parse_proc_stat(text):
+    """(state letter, start time in clock ticks) from the text of /proc/<pid>/stat.
+
+    The command name (field 2) may hold spaces and parentheses, so fields are
+    counted from the last ')'.
+    """
+    rest = text[text.rindex(")") + 2:].split()
+    return rest[0], int(rest[19])
+
+
+def same_worker(want, record, alive, attached_prog_id):
+    """True if the recorded worker is alive, has exactly the wanted settings and its program is attached."""
+    if not record or not alive:
+        return False
+    if dict((k, record.get("settings", {}).get(k)) for k in SETTING_KEYS) != dict((k, want.get(k))
+                                                                                  for k in SETTING_KEYS):
+        return False
+    return bool(record.get("prog_id")) and record.get("prog_id") == attached_prog_id
+
+
+def diff(before_settings, after_settings):
+    """Ansible diff of two settings dicts (None = no worker)."""
+    def view(settings):
+        if not settings:
+            return {}
+        return dict((k, v) for k, v in settings.items() if k != "build_key")
+    return {"before": view(before_settings), "after": view(after_settings)}
+
+
+def _zero_counters():
+    return dict((name, {"packets": 0, "bytes": 0}) for name in COUNTER_NAMES)
+
+
+def summarize(stats):
+    """The module's view of a worker's stats object (None-safe)."""
+    stats = stats or {}
+    counters = _zero_counters()
+    counters.update(stats.get("counters") or {})
+    xdp_mode = stats.get("xdp_mode")
+    return {
+        "status": stats.get("status"),
+        "pid": stats.get("pid"),
+        "bind_mode": stats.get("bind_mode"),
+        "fallback": stats.get("fallback"),
+        "location": LOCATIONS.get(xdp_mode) if xdp_mode else None,
+        "prog_id": stats.get("prog_id"),
+        "counters": counters,
+        "kernel_counters": stats.get("kernel"),
+        "xsk_stats": stats.get("xsk"),
+        "tx_completed": stats.get("tx_completed", 0),
+        "cpu_ns": stats.get("cpu_ns"),
+        "elapsed_s": stats.get("elapsed_s"),
+        "n": stats.get("n"),
+    }
+
+
+def parse_link_fdinfo(text):
+    """(link_type, prog_id) of a /proc/<pid>/fdinfo/<fd> text, or None if it is not a BPF link."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    if "link_type" not in fields or "prog_id" not in fields:
+        return None
+    try:
+        return fields["link_type"], int(fields["prog_id"])
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------- files
+
+def read_json(path):
+    """A JSON object from ``path`` or None (missing, empty or half-written)."""
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except (IOError, OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_json_atomic(path, data):
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def remove_state(sdir):
+    """Remove a worker's directory (and empty parents up to the state root's level)."""
+    if os.path.isdir(sdir):
+        shutil.rmtree(sdir)
+    parent = os.path.dirname(sdir)
+    try:
+        os.rmdir(parent)  # the per-namespace directory, if now empty
+    except OSError:
+        pass
+
+
+def log_tail(path, lines=20):
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 8192))
+            text = handle.read().decode("utf-8", "replace")
+    except (IOError, OSError):
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# --------------------------------------------------------------- processes
+
+def proc_info(pid, proc="/proc"):
+    """(state, starttime) of a pid, or None if there is no such process."""
+    try:
+        with open(os.path.join(proc, str(int(pid)), "stat")) as handle:
+            return parse_proc_stat(handle.read())
+    except (IOError, OSError, ValueError, IndexError):
+        return None
+
+
+def is_alive(pid, starttime, proc="/proc"):
+    """The process runs (not a zombie) and is the one that was recorded."""
+    if not pid:
+        return False
+    info = proc_info(pid, proc)
+    return bool(info) and info[0] not in ("Z", "X", "x") and info[1] == starttime
+
+
+def load_state(sdir, proc="/proc"):
+    """What the state directory says: {record, alive, stats}."""
+    record = read_json(os.path.join(sdir, RECORD_FILE))
+    alive = bool(record) and is_alive(record.get("pid"), record.get("starttime"), proc)
+    return {"record": record, "alive": alive, "stats": read_json(os.path.join(sdir, STATS_FILE))}
+
+
+def link_holders(prog_id, proc="/proc"):
+    """Pids holding an XDP BPF link of program ``prog_id`` (scans /proc/*/fdinfo)."""
+    holders = []
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        fddir = os.path.join(proc, entry, "fdinfo")
+        try:
+            fds = os.listdir(fddir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                with open(os.path.join(fddir, fd)) as handle:
+                    parsed = parse_link_fdinfo(handle.read())
+            except (IOError, OSError):
+                continue
+            if parsed and parsed[0] == "xdp" and parsed[1] == prog_id:
+                holders.append(int(entry))
+                break
+    return sorted(holders)
+
+
+def start(binary, settings, sdir, timeout=15.0):
+    """Start a worker for ``settings``; wait until it runs; return (record, stats).
+
+    On failure the worker is gone (it cleans up after itself; killed if it
+    hangs), the state directory removed, and AfxdpError carries the worker's
+    own message, its errno and the tail of its log.
+    """
+    os.makedirs(sdir, mode=0o755, exist_ok=True)
+    stats_path = os.path.join(sdir, STATS_FILE)
+    log_path = os.path.join(sdir, LOG_FILE)
+    for path in (stats_path, os.path.join(sdir, RECORD_FILE)):
+        if os.path.exists(path):
+            os.unlink(path)
+    argv = worker_argv(binary, settings, stats_path)
+    with open(log_path, "wb") as log, open(os.devnull, "rb") as devnull:
+        try:
+            proc = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=log, cwd="/", close_fds=True,
+                                    start_new_session=True)
+        except OSError as exc:
+            remove_state(sdir)
+            raise AfxdpError("cannot run the AF_XDP worker %s: %s" % (binary, exc.strerror or exc),
+                             command=argv)
+    deadline = time.monotonic() + timeout
+    stats = None
+    while True:
+        stats = read_json(stats_path)
+        if stats and stats.get("status") == "running" and stats.get("pid") == proc.pid:
+            break
+        if proc.poll() is not None:
+            stats = read_json(stats_path)
+            tail = log_tail(log_path)
+            remove_state(sdir)
+            if stats and stats.get("error"):
+                raise AfxdpError(stats["error"], errno=stats.get("errno"), worker_log=tail, command=argv)
+            raise AfxdpError("the AF_XDP worker exited with status %s before it was ready (see worker_log)"
+                             % proc.returncode, worker_log=tail, command=argv)
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            tail = log_tail(log_path)
+            remove_state(sdir)
+            raise AfxdpError("the AF_XDP worker was not ready within %.0f s and was killed (see worker_log)"
+                             % timeout, worker_log=tail, command=argv)
+        time.sleep(0.02)
+    info = proc_info(proc.pid)
+    record = {
+        "pid": proc.pid,
+        "starttime": info[1] if info else None,
+        "binary": binary,
+        "argv": argv,
+        "settings": settings,
+        "prog_id": stats.get("prog_id"),
+        "started_at": time.time(),
+        "stats_file": stats_path,
+        "log_file": log_path,
+    }
+    write_json_atomic(os.path.join(sdir, RECORD_FILE), record)
+    # The worker lives on in its own session after the module has exited.
+    return record, stats
+
+
+def stop(record, sdir, timeout=10.0, proc="/proc"):
+    """Stop a recorded worker with SIGTERM (SIGKILL after ``timeout``); return (stats, final, killed).
+
+    ``final`` is True when the worker wrote its final counters (a clean stop).
+    """
+    pid, starttime = record.get("pid"), record.get("starttime")
+    killed = False
+    if is_alive(pid, starttime, proc):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError as exc:
+            if exc.errno != errno.ESRCH:
+                raise AfxdpError("cannot stop the AF_XDP worker (pid %d): %s" % (pid, exc.strerror))
+        deadline = time.monotonic() + timeout
+        while is_alive(pid, starttime, proc) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if is_alive(pid, starttime, proc):
+            os.kill(pid, signal.SIGKILL)
+            killed = True
+            deadline = time.monotonic() + 5.0
+            while is_alive(pid, starttime, proc) and time.monotonic() < deadline:
+                time.sleep(0.02)
+    stats = read_json(os.path.join(sdir, STATS_FILE))
+    final = bool(stats) and stats.get("pid") == pid and stats.get("status") in ("stopped", "failed")
+    return stats, final, killed
+
+
+# --------------------------------------------------------------- XDP side
+
+def attached_program(netns, interface):
+    """The interface's XDP program: {ifindex, mode, prog_id, name} (mode/prog_id None if none)."""
+    with xdp.open_netlink(netns) as ipr:
+        ifindex = xdp.lookup(ipr, interface, netns)
+        state = xdp.query(ipr, ifindex)
+    have = {"ifindex": ifindex, "mode": state["mode"], "prog_id": state["prog_id"] or None, "name": None}
+    if have["prog_id"]:
+        try:
+            fd = libbpf.prog_fd_by_id(have["prog_id"])
+        except libbpf.BpfError:
+            return have  # detached meanwhile
+        try:
+            have["name"] = libbpf.prog_info(fd)["name"]
+        finally:
+            os.close(fd)
+    return have
+
+
+def is_worker_program(have):
+    return bool(have.get("prog_id")) and have.get("name") == REDIRECT_PROG_NAME
+
+
+def remove_stale_program(netns, interface, have, proc="/proc"):
+    """Detach a worker's redirect program that no live recorded worker owns.
+
+    A program attached through a BPF link that some live process holds cannot
+    be detached through netlink (EBUSY): then another worker, not managed
+    from this state directory, serves the interface and AfxdpError says which.
+    """
+    where = "%s in namespace %s" % (interface, netns) if netns else interface
+    try:
+        with xdp.open_netlink(netns) as ipr:
+            xdp.detach(ipr, have["ifindex"], have["mode"], interface, netns)
+    except xdp.XdpError as exc:
+        if exc.errno != errno.EBUSY:
+            raise AfxdpError(exc.msg, errno=exc.errno)
+        holders = link_holders(have["prog_id"], proc)
+        raise AfxdpError("%s is already served by another AF_XDP worker that this module did not start "
+                         "(redirect program id %d, held by pid %s); stop that process first"
+                         % (where, have["prog_id"], ", ".join(str(p) for p in holders) or "unknown"),
+                         errno=errno.EBUSY, holders=holders, prog_id=have["prog_id"])
