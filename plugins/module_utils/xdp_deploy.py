@@ -217,12 +217,23 @@ def pinned_prog_id(pin_path):
         os.close(fd)
 
 
-def remove_pins(pin_path):
-    """Remove the pin directory (bpffs entries are unlinked like files)."""
-    if os.path.isdir(pin_path):
-        shutil.rmtree(pin_path)
-        return True
-    return False
+def remove_pins(pin_path, root=PIN_ROOT):
+    """Remove the pin directory (bpffs entries are unlinked like files).
+
+    Parent directories under ``root`` that become empty go too, so a detach
+    leaves /sys/fs/bpf/xdplab as it found it.
+    """
+    if not os.path.isdir(pin_path):
+        return False
+    shutil.rmtree(pin_path)
+    parent = os.path.dirname(os.path.normpath(pin_path))
+    while parent.startswith(root + os.sep) or parent == root:
+        try:
+            os.rmdir(parent)
+        except OSError:
+            break
+        parent = os.path.dirname(parent)
+    return True
 
 
 def pin(loaded, pin_path):

@@ -16,3 +16,18 @@ def test_captured_stderr_collects_fd2_output():
     with xdp_deploy.captured_stderr() as err:
         os.write(2, b"from C code\n")
     assert err["text"] == "from C code\n"
+
+
+def test_remove_pins_prunes_empty_parents_under_the_root_only(tmp_path):
+    root = tmp_path / "xdplab"
+    pin = root / "xl-dut" / "xl-dut0"
+    other = root / "xl-other" / "eth0"
+    pin.mkdir(parents=True)
+    other.mkdir(parents=True)
+    (pin / "prog").write_text("")
+    assert xdp_deploy.remove_pins(str(pin), root=str(root))
+    assert not (root / "xl-dut").exists()
+    assert other.exists() and root.exists()
+    assert not xdp_deploy.remove_pins(str(pin), root=str(root))
+    xdp_deploy.remove_pins(str(other), root=str(root))
+    assert not root.exists() and tmp_path.exists()

@@ -1,0 +1,360 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: traffic
+short_description: Send test traffic with the lab's load generator and report what was sent
+version_added: 0.1.0
+description:
+  - Runs a load generator for O(duration) seconds at O(rate) packets per second (0 = as fast as it
+    can) with frames of O(size) bytes, and returns how many frames it sent, over what time, at what
+    achieved rate.
+  - "O(generator=xl_loadgen) (the emulated lab): C(xl-loadgen) from C(bpf/loadgen/), which injects
+    frames into a kernel interface (one end of a veth pair) with C(BPF_PROG_TEST_RUN) and
+    C(BPF_F_TEST_XDP_LIVE_FRAMES): a small XDP program rewrites each recycled frame and redirects it
+    into O(interface). Several Mpps from one core. Paced runs (O(rate) > 0) busy-wait on their CPU
+    between bursts, so give the generator a CPU of its own (O(cpu))."
+  - "O(generator=moongen) (physical testbeds only): MoonGen runs C(bpf/loadgen/moongen/xl-udp-load.lua)
+    on DPDK port O(interface) with hardware rate control. Needs MoonGen installed and the NIC bound
+    to DPDK; not usable on the emulated lab."
+  - The frames are UDP (or DNS A queries with O(frame=dns_query)) from O(src_mac)/O(src_ip) to
+    O(dst_mac)/O(dst_ip); defaults are from 198.18.0.0/15.
+  - Sending traffic is a change, so a run always reports C(changed=true). In check mode nothing is
+    sent; the module validates the request and returns the command and what it would send.
+  - Only mode C(throughput) exists so far.
+author:
+  - xdplab.offload developers (!UNKNOWN)
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+options:
+  generator:
+    description: Which load generator to run.
+    type: str
+    choices: [xl_loadgen, moongen]
+    default: xl_loadgen
+  mode:
+    description: What to measure. C(throughput) sends at O(rate) and reports sent frames and the achieved rate.
+    type: str
+    choices: [throughput]
+    default: throughput
+  interface:
+    description:
+      - With C(xl_loadgen), the kernel interface to send on (the generator's end of the veth pair,
+        e.g. C(xl-lg0)); it must exist and be up.
+      - With C(moongen), the DPDK port number (C(0), C(1), ...).
+    type: str
+    required: true
+  netns:
+    description:
+      - Network namespace (as listed by C(ip netns)) that holds O(interface); C(xl_loadgen) enters it
+        itself (C(setns)). Omit for the namespace the module runs in. Not used with C(moongen).
+    type: str
+  rate:
+    description:
+      - Offered rate in packets per second over all threads. C(0) sends as fast as the generator can
+        (line rate).
+    type: float
+    default: 0
+  size:
+    description:
+      - Frame length in bytes without FCS, 60 to 1518 (60 is a 64-byte frame on the wire).
+      - Default 60 for UDP, the query's own length for O(frame=dns_query).
+    type: int
+  duration:
+    description: Seconds to send, more than 0 and at most 86400.
+    type: float
+    default: 10
+  threads:
+    description: Sending threads (C(xl_loadgen)) or TX queues with one task each (C(moongen)).
+    type: int
+    default: 1
+  cpu:
+    description:
+      - CPUs to pin the sending threads to, thread i on the i-th entry (a list, one number, or
+        C("0,1")). Omit to leave them to the scheduler.
+      - C(xl_loadgen) only; MoonGen takes its cores from its own C(dpdk-conf.lua).
+    type: list
+    elements: int
+  frame:
+    description: C(udp) frames, or C(dns_query) (DNS A queries to port 53, for responders).
+    type: str
+    choices: [udp, dns_query]
+    default: udp
+  qname:
+    description: Name to query with O(frame=dns_query).
+    type: str
+    default: xl-query.example
+  src_mac:
+    description: Source MAC. Default C(02:00:c6:12:00:01) (C(xl_loadgen)) or the port's own MAC (C(moongen)).
+    type: str
+  dst_mac:
+    description: Destination MAC, normally the device under test's. Default C(02:00:c6:12:00:02).
+    type: str
+  src_ip:
+    description: Source IPv4 address. Default C(198.18.0.1).
+    type: str
+  dst_ip:
+    description: Destination IPv4 address. Default C(198.18.0.2).
+    type: str
+  src_port:
+    description: UDP source port. Default C(9), or C(40000) with O(frame=dns_query).
+    type: int
+  dst_port:
+    description: UDP destination port. Default C(9), or C(53) with O(frame=dns_query).
+    type: int
+  binary:
+    description:
+      - The generator executable.
+      - Default C(/opt/xdplab/bpf/loadgen/build/xl-loadgen) (what the C(xdplab.offload.lab_host) role
+        builds with C(make -C bpf)) for C(xl_loadgen), C(/opt/MoonGen/build/MoonGen) for C(moongen).
+    type: path
+  script:
+    description: The MoonGen script (C(moongen) only).
+    type: path
+    default: /opt/xdplab/bpf/loadgen/moongen/xl-udp-load.lua
+  timeout:
+    description:
+      - Seconds the generator may run beyond O(duration) before it is interrupted (SIGINT, then
+        SIGKILL 10 s later); an interrupted C(xl_loadgen) still reports its counts.
+    type: float
+    default: 30
+requirements:
+  - root (BPF and network namespaces) for C(xl_loadgen)
+  - clang, bpftool, libbpf to build C(xl-loadgen) (C(make -C bpf/loadgen))
+  - MoonGen and a DPDK-bound NIC for C(moongen)
+notes:
+  - The generator counts the frames it handed to the interface (C(packets_sent)). Frames that do
+    not fit into the receiving veth's ring are dropped there and counted by the kernel as the
+    receiver's C(rx_dropped) (and the sender's C(tx_dropped)), so on a veth pair
+    C(packets_sent) = receiver C(rx_packets) + receiver C(rx_dropped) when one thread sends.
+seealso:
+  - module: xdplab.offload.link_stats
+  - module: xdplab.offload.xdp_stats
+'''
+
+EXAMPLES = r'''
+- name: Full speed into the device under test for 10 s
+  xdplab.offload.traffic:
+    interface: xl-lg0
+    netns: xl-lg
+    duration: 10
+    cpu: 0
+  register: load
+
+- name: 1 Mpps of 60-byte frames, paced
+  xdplab.offload.traffic:
+    interface: xl-lg0
+    netns: xl-lg
+    rate: 1000000
+    size: 60
+    duration: 30
+    cpu: [0]
+
+- name: DNS queries for a responder
+  xdplab.offload.traffic:
+    interface: xl-lg0
+    netns: xl-lg
+    frame: dns_query
+    rate: 100000
+    duration: 5
+
+- name: Testbed - MoonGen on DPDK port 0
+  xdplab.offload.traffic:
+    generator: moongen
+    interface: "0"
+    rate: 5000000
+    dst_mac: "00:15:4d:00:00:01"
+    duration: 30
+'''
+
+RETURN = r'''
+packets_sent:
+  description: Frames the generator handed to the interface (0 in check mode).
+  returned: always
+  type: int
+bytes_sent:
+  description: packets_sent times the frame length (without FCS).
+  returned: always
+  type: int
+duration_s:
+  description: Seconds from the first to the last frame (0 in check mode).
+  returned: always
+  type: float
+rate_pps:
+  description: Achieved rate, packets_sent / duration_s (0 in check mode).
+  returned: always
+  type: float
+offered_rate_pps:
+  description: The requested rate, or the achieved rate when O(rate) is 0 (line rate).
+  returned: always
+  type: float
+requested_rate_pps:
+  description: O(rate) as given (0 = line rate).
+  returned: always
+  type: float
+generator:
+  description: The generator that ran.
+  returned: always
+  type: str
+  sample: xl_loadgen
+threads:
+  description: Per-thread figures (packets_sent, duration_s, rate_pps, cpu, ...).
+  returned: when traffic was sent
+  type: list
+  elements: dict
+interrupted:
+  description: The generator stopped early (signal or timeout); the counts are those up to then.
+  returned: when traffic was sent
+  type: bool
+late_restarts:
+  description: Paced xl_loadgen runs only - times a sending thread fell too far behind its schedule and restarted it.
+  returned: when the generator reports it
+  type: int
+device_xdp_xmit:
+  description: The interface driver's count of redirected frames it queued (veth), when it keeps one.
+  returned: when the driver reports it
+  type: int
+device_xdp_xmit_errors:
+  description: The driver's count of redirected frames it dropped (veth - the peer's ring was full).
+  returned: when the driver reports it
+  type: int
+command:
+  description: The generator's argument list.
+  returned: always
+  type: list
+  elements: str
+planned:
+  description: What the run sends (frame kind, addresses, ports, size, rate, duration, frames planned for paced runs).
+  returned: always
+  type: dict
+'''
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.xdplab.offload.plugins.module_utils import loadgen
+
+try:
+    from ansible_collections.xdplab.offload.plugins.module_utils import xdp
+    HAS_XDP_UTILS = xdp.HAS_PYROUTE2
+except ImportError:  # pragma: no cover - pyroute2 missing: the generator checks the interface itself
+    HAS_XDP_UTILS = False
+
+
+def check_target(module, spec):
+    """The namespace and the interface must exist (xl_loadgen); fail_json otherwise."""
+    if spec["generator"] != "xl_loadgen":
+        return
+    if spec["netns"] and not loadgen.netns_path(spec["netns"]):
+        module.fail_json(msg="network namespace %s does not exist (looked in %s); create it first, e.g. with the "
+                             "xdplab.offload.lab_wire role" % (spec["netns"], ", ".join(loadgen.NETNS_DIRS)),
+                         netns=spec["netns"], interface=spec["interface"])
+    if HAS_XDP_UTILS:
+        try:
+            with xdp.open_netlink(spec["netns"]) as ipr:
+                xdp.lookup(ipr, spec["interface"], spec["netns"])
+        except xdp.XdpError as exc:
+            module.fail_json(msg="%s; give the generator's interface" % exc.msg,
+                             interface=spec["interface"], netns=spec["netns"])
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            generator=dict(type="str", default="xl_loadgen", choices=list(loadgen.GENERATORS)),
+            mode=dict(type="str", default="throughput", choices=list(loadgen.MODES)),
+            interface=dict(type="str", required=True),
+            netns=dict(type="str"),
+            rate=dict(type="float", default=0),
+            size=dict(type="int"),
+            duration=dict(type="float", default=10),
+            threads=dict(type="int", default=1),
+            cpu=dict(type="list", elements="int"),
+            frame=dict(type="str", default="udp", choices=list(loadgen.FRAMES)),
+            qname=dict(type="str", default=loadgen.DEFAULTS["qname"]),
+            src_mac=dict(type="str"),
+            dst_mac=dict(type="str"),
+            src_ip=dict(type="str"),
+            dst_ip=dict(type="str"),
+            src_port=dict(type="int"),
+            dst_port=dict(type="int"),
+            binary=dict(type="path"),
+            script=dict(type="path", default=loadgen.DEFAULT_MOONGEN_SCRIPT),
+            timeout=dict(type="float", default=30),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    # want: the validated request
+    try:
+        spec = loadgen.normalize(params)
+    except loadgen.LoadgenError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    binary = loadgen.resolve_binary(spec, params["binary"])
+    argv = loadgen.build_argv(spec, binary, params["script"])
+    planned = loadgen.planned(spec)
+
+    # have: the target and the generator are there
+    check_target(module, spec)
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        hint = ("build it with 'make -C bpf' (or make -C bpf/loadgen) and/or set binary"
+                if spec["generator"] == "xl_loadgen" else "install MoonGen or set binary")
+        module.fail_json(msg="load generator %s is not an executable file; %s" % (binary, hint),
+                         binary=binary, command=argv)
+    if spec["generator"] == "moongen" and not os.path.isfile(params["script"]):
+        module.fail_json(msg="MoonGen script %s does not exist; copy bpf/loadgen/moongen/ there or set script"
+                         % params["script"], script=params["script"], command=argv)
+
+    if module.check_mode:
+        module.exit_json(changed=True, command=argv, planned=planned, generator=spec["generator"],
+                         packets_sent=0, bytes_sent=0, duration_s=0.0, rate_pps=0.0,
+                         offered_rate_pps=spec["rate"], requested_rate_pps=spec["rate"])
+    if spec["generator"] == "xl_loadgen" and os.geteuid() != 0:
+        module.fail_json(msg="xl-loadgen needs root (BPF and network namespaces); run the task with become: true",
+                         command=argv)
+
+    # change: send
+    rc, out, err, timed_out = loadgen.run(argv, spec["duration"], grace=params["timeout"])
+    try:
+        data = loadgen.parse_output(spec["generator"], out)
+    except loadgen.LoadgenError as exc:
+        reason = loadgen.error_line(err)
+        msg = ("%s failed: %s" % (os.path.basename(binary), reason)) if reason else exc.msg
+        if timed_out:
+            msg = "%s did not finish within %s s after its duration and was stopped" % (
+                os.path.basename(binary), params["timeout"])
+        module.fail_json(msg=msg, rc=rc, stdout=out, stderr=err, command=argv)
+    result = loadgen.summarize(spec, data)
+    if rc != 0:
+        module.fail_json(msg="%s failed after sending %d frames: %s" % (
+            os.path.basename(binary), result["packets_sent"], loadgen.error_line(err) or "exit code %d" % rc),
+            rc=rc, stdout=out, stderr=err, command=argv, **result)
+    warnings = []
+    if timed_out:
+        warnings.append("the generator overran its duration by more than %s s and was interrupted" % params["timeout"])
+    if spec["generator"] == "moongen" and spec["cpus"]:
+        warnings.append("cpu is ignored with MoonGen; it takes its cores from dpdk-conf.lua")
+    if spec["rate"] > 0 and result["rate_pps"] < 0.95 * spec["rate"]:
+        warnings.append("achieved %.0f pps, less than 95%% of the requested %.0f pps" % (
+            result["rate_pps"], spec["rate"]))
+    if result["packets_sent"] and "device_xdp_xmit" in result and not (
+            result["device_xdp_xmit"] or result.get("device_xdp_xmit_errors")):
+        warnings.append("%s took none of the %d frames: a veth passes redirected frames on only when its peer "
+                        "runs an XDP program (or has GRO on); attach one to the peer"
+                        % (spec["interface"], result["packets_sent"]))
+    for warning in warnings:
+        module.warn(warning)
+    module.exit_json(changed=True, command=argv, planned=planned, stderr=err, **result)
+
+
+if __name__ == "__main__":
+    main()
