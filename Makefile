@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 ANSIBLE_PLAYBOOK := $(VENV)/bin/ansible-playbook
 COLLECTION_LINK := .ansible/collections/ansible_collections/xdplab/offload
 MAIN_PLAYBOOK ?= playbooks/baremetal_offload.yml
+RUN_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup bootstrap lab-host run test unit integration bpf clean-lab
@@ -34,7 +35,7 @@ lab-host: $(VENV)/.stamp $(COLLECTION_LINK)
 	$(ANSIBLE_PLAYBOOK) playbooks/lab_host.yml
 
 run: setup
-	$(ANSIBLE_PLAYBOOK) $(MAIN_PLAYBOOK)
+	$(ANSIBLE_PLAYBOOK) $(MAIN_PLAYBOOK) $(RUN_ARGS)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
