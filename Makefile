@@ -10,7 +10,7 @@ MAIN_PLAYBOOK ?= playbooks/baremetal_offload.yml
 RUN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup bootstrap lab-host run test unit integration bpf clean-lab
+.PHONY: setup bootstrap lab-host run test unit integration bpf clean-lab bench
 
 setup: bootstrap $(VENV)/.stamp $(COLLECTION_LINK) lab-host
 
@@ -48,3 +48,6 @@ bpf:
 
 clean-lab: $(VENV)/.stamp $(COLLECTION_LINK)
 	$(ANSIBLE_PLAYBOOK) playbooks/teardown.yml
+
+bench: setup
+	$(PY) -m pytest -s -p no:cacheprovider tests/benchmarks/bench_*.py $(PYTEST_ARGS)
