@@ -11,6 +11,9 @@ Two generators:
   ``bpf/loadgen/moongen/xl-udp-load.lua`` on a DPDK port; the script prints one
   ``XL-LOADGEN-RESULT {json}`` line.
 
+Mode ``latency`` of the module runs the DNS latency client instead; its
+logic is in ``latency.py`` (this module only refuses it in :func:`normalize`).
+
 Plain functions, no Ansible imports: the module validates with
 :func:`normalize`, builds the command with :func:`build_argv`, runs it with
 :func:`run` and turns the output into the module's return values with
@@ -28,7 +31,8 @@ import socket
 import subprocess
 
 GENERATORS = ("xl_loadgen", "moongen")
-MODES = ("throughput",)
+# "latency" is run by the DNS latency client (module_utils/latency.py), not here.
+MODES = ("throughput", "latency")
 FRAMES = ("udp", "dns_query")
 
 DEFAULT_BINARY = {
@@ -143,6 +147,8 @@ def normalize(params, cpu_count=None):
     mode = p.get("mode") or "throughput"
     if mode not in MODES:
         raise LoadgenError("mode %r is not supported; use one of %s" % (mode, ", ".join(MODES)))
+    if mode != "throughput":
+        raise LoadgenError("mode %s is not run by the load generator; latency.normalize validates it" % mode)
     interface = p.get("interface")
     if interface is None or str(interface) == "":
         raise LoadgenError("interface is required: the generator's interface (emulated lab) or DPDK port (MoonGen)")
@@ -370,7 +376,7 @@ def error_line(stderr):
     """The generator's own error sentence from its stderr, if any."""
     lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
     for line in reversed(lines):
-        for prefix in ("xl-loadgen: error: ", "[FATAL] ", "[ERROR] "):
+        for prefix in ("xl-loadgen: error: ", "xl-latency: error: ", "[FATAL] ", "[ERROR] "):
             if prefix in line:
                 return line.split(prefix, 1)[1].strip()
     return lines[-1] if lines else ""

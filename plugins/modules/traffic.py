@@ -6,7 +6,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 module: traffic
-short_description: Send test traffic with the lab's load generator and report what was sent
+short_description: Send test traffic with the lab's load generator, or measure DNS round-trip latency
 version_added: 0.1.0
 description:
   - Runs a load generator for O(duration) seconds at O(rate) packets per second (0 = as fast as it
@@ -22,9 +22,23 @@ description:
     to DPDK; not usable on the emulated lab."
   - The frames are UDP (or DNS A queries with O(frame=dns_query)) from O(src_mac)/O(src_ip) to
     O(dst_mac)/O(dst_ip); defaults are from 198.18.0.0/15.
+  - "O(mode=latency): the DNS latency client C(xl-latency) from C(bpf/latency/) sends real DNS A queries
+    at O(rate) queries per second for O(duration) seconds from an B(AF_XDP socket) (copy mode, libxdp's
+    xsk API) on O(interface), and receives the replies on the same socket. Each query carries a DNS id
+    and IPv4 identification that name it (a 32-bit sequence number), so replies are matched exactly.
+    The send time is taken right before the C(sendto) that hands the query to the kernel, the receive
+    time by the client's XDP program when the reply reaches O(interface) (kernel time in the XDP
+    metadata), both CLOCK_MONOTONIC."
+  - "Every reply is validated - QR=1, opcode QUERY, RCODE=NXDOMAIN, the query's MACs, IPv4 addresses and
+    UDP ports swapped, valid IPv4 header and UDP checksums, the question echoed. An invalid reply counts
+    as lost (RV(loss)) and in RV(invalid), with the reason in RV(invalid_reasons); it is never an RTT
+    sample. Returns RTT percentiles, mean, min and max in microseconds, a log-spaced histogram and a
+    reservoir sample of the RTTs."
+  - The latency client attaches its own XDP program to O(interface) for the time of the run (through a
+    BPF link, so it goes away with the process); the interface must have no other XDP program. On a veth
+    pair that program is also what makes the peer deliver XDP_TX replies at all.
   - Sending traffic is a change, so a run always reports C(changed=true). In check mode nothing is
     sent; the module validates the request and returns the command and what it would send.
-  - Only mode C(throughput) exists so far.
 author:
   - xdplab.offload developers (!UNKNOWN)
 attributes:
@@ -41,9 +55,13 @@ options:
     choices: [xl_loadgen, moongen]
     default: xl_loadgen
   mode:
-    description: What to measure. C(throughput) sends at O(rate) and reports sent frames and the achieved rate.
+    description:
+      - What to measure. C(throughput) sends at O(rate) and reports sent frames and the achieved rate.
+      - C(latency) sends DNS queries at O(rate) (above 0) with the AF_XDP latency client and reports
+        round-trip times and loss. Needs O(generator=xl_loadgen) (the emulated lab's tools) and one
+        sending thread.
     type: str
-    choices: [throughput]
+    choices: [throughput, latency]
     default: throughput
   interface:
     description:
@@ -61,19 +79,24 @@ options:
     description:
       - Offered rate in packets per second over all threads. C(0) sends as fast as the generator can
         (line rate).
+      - With O(mode=latency), queries per second, above 0. The AF_XDP client keeps up to about 0.5 Mpps
+        on the emulated lab when it has a CPU of its own.
     type: float
     default: 0
   size:
     description:
       - Frame length in bytes without FCS, 60 to 1518 (60 is a 64-byte frame on the wire).
-      - Default 60 for UDP, the query's own length for O(frame=dns_query).
+      - Default 60 for UDP, the query's own length for O(frame=dns_query) and O(mode=latency)
+        (76 bytes with the default O(qname)); a larger size pads the query with an Ethernet trailer.
     type: int
   duration:
     description: Seconds to send, more than 0 and at most 86400.
     type: float
     default: 10
   threads:
-    description: Sending threads (C(xl_loadgen)) or TX queues with one task each (C(moongen)).
+    description:
+      - Sending threads (C(xl_loadgen)) or TX queues with one task each (C(moongen)).
+      - Must be 1 with O(mode=latency).
     type: int
     default: 1
   cpu:
@@ -81,19 +104,23 @@ options:
       - CPUs to pin the sending threads to, thread i on the i-th entry (a list, one number, or
         C("0,1")). Omit to leave them to the scheduler.
       - C(xl_loadgen) only; MoonGen takes its cores from its own C(dpdk-conf.lua).
+      - With O(mode=latency), one CPU for the client, which busy-polls it.
     type: list
     elements: int
   frame:
-    description: C(udp) frames, or C(dns_query) (DNS A queries to port 53, for responders).
+    description:
+      - C(udp) frames, or C(dns_query) (DNS A queries to port 53, for responders).
+      - Default C(udp); O(mode=latency) always sends C(dns_query).
     type: str
     choices: [udp, dns_query]
-    default: udp
   qname:
     description: Name to query with O(frame=dns_query).
     type: str
     default: xl-query.example
   src_mac:
-    description: Source MAC. Default C(02:00:c6:12:00:01) (C(xl_loadgen)) or the port's own MAC (C(moongen)).
+    description:
+      - Source MAC. Default C(02:00:c6:12:00:01) (C(xl_loadgen)) or the port's own MAC (C(moongen)).
+      - With O(mode=latency) the default is O(interface)'s own MAC.
     type: str
   dst_mac:
     description: Destination MAC, normally the device under test's. Default C(02:00:c6:12:00:02).
@@ -105,16 +132,17 @@ options:
     description: Destination IPv4 address. Default C(198.18.0.2).
     type: str
   src_port:
-    description: UDP source port. Default C(9), or C(40000) with O(frame=dns_query).
+    description: UDP source port. Default C(9), or C(40000) with O(frame=dns_query) and O(mode=latency).
     type: int
   dst_port:
-    description: UDP destination port. Default C(9), or C(53) with O(frame=dns_query).
+    description: UDP destination port. Default C(9), or C(53) with O(frame=dns_query) and O(mode=latency).
     type: int
   binary:
     description:
       - The generator executable.
       - Default C(/opt/xdplab/bpf/loadgen/build/xl-loadgen) (what the C(xdplab.offload.lab_host) role
         builds with C(make -C bpf)) for C(xl_loadgen), C(/opt/MoonGen/build/MoonGen) for C(moongen).
+      - With O(mode=latency), the latency client; default C(/opt/xdplab/bpf/latency/build/xl-latency).
     type: path
   script:
     description: The MoonGen script (C(moongen) only).
@@ -126,15 +154,49 @@ options:
         SIGKILL 10 s later); an interrupted C(xl_loadgen) still reports its counts.
     type: float
     default: 30
+  reply_timeout:
+    description:
+      - O(mode=latency) only. Seconds to wait for replies after the last query (the run ends earlier
+        when every query is answered); a later reply is lost.
+    type: float
+    default: 0.5
+  samples:
+    description: O(mode=latency) only. Size of the reservoir sample of RTTs returned in RV(rtt_us_samples) (0 = none).
+    type: int
+    default: 10000
+  histogram:
+    description: O(mode=latency) only. Return RV(rtt_us_hist), a log-spaced histogram of all RTTs.
+    type: bool
+    default: true
+  xdp_mode:
+    description:
+      - O(mode=latency) only. How the client's XDP program is attached to O(interface) - C(driver) (native;
+        needed on veth to receive a peer's XDP_TX replies) or C(generic).
+    type: str
+    choices: [driver, generic]
+    default: driver
+  queue:
+    description: O(mode=latency) only. RX queue of the client's AF_XDP socket; replies must arrive on it.
+    type: int
+    default: 0
 requirements:
   - root (BPF and network namespaces) for C(xl_loadgen)
   - clang, bpftool, libbpf to build C(xl-loadgen) (C(make -C bpf/loadgen))
+  - clang, libbpf and libxdp to build C(xl-latency) (C(make -C bpf/latency))
   - MoonGen and a DPDK-bound NIC for C(moongen)
 notes:
   - The generator counts the frames it handed to the interface (C(packets_sent)). Frames that do
     not fit into the receiving veth's ring are dropped there and counted by the kernel as the
     receiver's C(rx_dropped) (and the sender's C(tx_dropped)), so on a veth pair
     C(packets_sent) = receiver C(rx_packets) + receiver C(rx_dropped) when one thread sends.
+  - "Latency on the emulated lab: pin the client (O(cpu)); it busy-polls. With the DUT end's threaded NAPI
+    off (O(xdplab.offload.lab_wire#module:threaded_napi=false)) a round trip runs inside the client's C(sendto) on its CPU and
+    the numbers are stable (p50 about 2 us, p99 about 3 us for native XDP at 100k queries/s, also on a busy
+    machine); with threaded NAPI every query wakes the DUT's NAPI thread on the other CPU, and on a shared
+    machine RTTs reach milliseconds and the DUT's ring overflows. An AF_XDP responder is scheduled for
+    every query, so it has millisecond tails on a shared CPU. See C(bpf/latency/README.md)."
+  - TX checksum offload plays no part for the latency client - it writes full checksums and AF_XDP copy
+    mode hands them on unchanged.
 seealso:
   - module: xdplab.offload.link_stats
   - module: xdplab.offload.xdp_stats
@@ -166,6 +228,17 @@ EXAMPLES = r'''
     rate: 100000
     duration: 5
 
+- name: DNS round-trip latency at 100k queries/s against the responder on the DUT
+  xdplab.offload.traffic:
+    mode: latency
+    interface: xl-lg0
+    netns: xl-lg
+    rate: 100000
+    duration: 10
+    cpu: [0]
+    dst_mac: "{{ dut.mac }}"
+  register: latency
+
 - name: Testbed - MoonGen on DPDK port 0
   xdplab.offload.traffic:
     generator: moongen
@@ -177,7 +250,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 packets_sent:
-  description: Frames the generator handed to the interface (0 in check mode).
+  description: Frames the generator handed to the interface (0 in check mode); with O(mode=latency), RV(sent).
   returned: always
   type: int
 bytes_sent:
@@ -189,7 +262,7 @@ duration_s:
   returned: always
   type: float
 rate_pps:
-  description: Achieved rate, packets_sent / duration_s (0 in check mode).
+  description: Achieved rate, packets_sent / duration_s (0 in check mode); queries per second with O(mode=latency).
   returned: always
   type: float
 offered_rate_pps:
@@ -235,13 +308,77 @@ planned:
   description: What the run sends (frame kind, addresses, ports, size, rate, duration, frames planned for paced runs).
   returned: always
   type: dict
+sent:
+  description: Queries the kernel took from the client's TX ring.
+  returned: with mode latency
+  type: int
+received:
+  description: Valid replies matched to a query (the RTT samples).
+  returned: with mode latency
+  type: int
+invalid:
+  description: Frames that reached the client but are not a valid reply (their queries count as lost).
+  returned: with mode latency
+  type: int
+invalid_reasons:
+  description:
+    - Invalid replies per first failed check - C(mac), C(ip_header), C(ip_checksum), C(ip_address), C(udp_port),
+      C(udp_length), C(udp_checksum), C(dns_not_response), C(dns_opcode), C(dns_rcode), C(dns_question),
+      C(icmp) (for example port unreachable from a DUT without a responder), C(short), C(not_ipv4).
+  returned: with mode latency
+  type: dict
+  sample: {udp_checksum: 500000}
+unmatched:
+  description: Well-formed replies with no outstanding query (duplicates, or later than 65536 queries).
+  returned: with mode latency
+  type: int
+lost:
+  description: sent - received (no reply, an invalid reply, or a reply after O(reply_timeout)).
+  returned: with mode latency
+  type: int
+loss:
+  description: lost / sent, a fraction 0..1 (null when nothing was sent).
+  returned: with mode latency
+  type: float
+rtt_us_p50:
+  description: Median round-trip time in microseconds (null without valid replies); likewise C(rtt_us_p90),
+    C(rtt_us_p99), C(rtt_us_p999) (99.9th), C(rtt_us_mean), C(rtt_us_stddev), C(rtt_us_min), C(rtt_us_max).
+    Percentiles interpolate linearly between order statistics over all replies.
+  returned: with mode latency
+  type: float
+rtt_us_hist:
+  description:
+    - All RTTs in log-spaced bins (20 per decade) - C(edges) in microseconds, ascending, one more than C(counts);
+      C(counts[i]) RTTs fell into [C(edges[i]), C(edges[i+1])). Bins below the first and above the last
+      non-empty one are left out.
+  returned: with mode latency and histogram true
+  type: dict
+rtt_us_samples:
+  description: A uniform random sample (reservoir) of up to O(samples) RTTs in microseconds.
+  returned: with mode latency and samples above 0
+  type: list
+  elements: float
+late_sends:
+  description: Queries sent more than 10 us after their scheduled time (the client's CPU was busy); C(max_send_lag_us) the longest lag.
+  returned: with mode latency
+  type: int
+rx_timestamp:
+  description: Where the receive time comes from - C(xdp_metadata) (kernel time at the client's XDP hook).
+  returned: with mode latency
+  type: str
+link:
+  description:
+    - The client interface's counter deltas over the run - C(tx_packets), C(tx_dropped), C(rx_packets), C(rx_dropped).
+      On a veth, C(tx_dropped) counts queries the responder's end had no room for (its ring was full).
+  returned: with mode latency
+  type: dict
 '''
 
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.xdplab.offload.plugins.module_utils import loadgen
+from ansible_collections.xdplab.offload.plugins.module_utils import latency, loadgen
 
 try:
     from ansible_collections.xdplab.offload.plugins.module_utils import xdp
@@ -251,8 +388,8 @@ except ImportError:  # pragma: no cover - pyroute2 missing: the generator checks
 
 
 def check_target(module, spec):
-    """The namespace and the interface must exist (xl_loadgen); fail_json otherwise."""
-    if spec["generator"] != "xl_loadgen":
+    """The namespace and the interface must exist (xl_loadgen, xl_latency); fail_json otherwise."""
+    if spec["generator"] not in ("xl_loadgen", latency.CLIENT):
         return
     if spec["netns"] and not loadgen.netns_path(spec["netns"]):
         module.fail_json(msg="network namespace %s does not exist (looked in %s); create it first, e.g. with the "
@@ -267,6 +404,53 @@ def check_target(module, spec):
                              interface=spec["interface"], netns=spec["netns"])
 
 
+def run_latency(module):
+    """mode: latency - run xl-latency and exit_json/fail_json."""
+    params = module.params
+    # want: the validated request
+    try:
+        spec = latency.normalize(params)
+    except loadgen.LoadgenError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    binary = params["binary"] or latency.DEFAULT_BINARY
+    argv = latency.build_argv(spec, binary)
+    planned = latency.planned(spec)
+
+    # have: the target and the client are there
+    check_target(module, spec)
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        module.fail_json(msg="latency client %s is not an executable file; build it with 'make -C bpf' (or make -C "
+                             "bpf/latency) and/or set binary" % binary, binary=binary, command=argv)
+    if module.check_mode:
+        module.exit_json(changed=True, command=argv, planned=planned, generator=latency.CLIENT, mode="latency",
+                         packets_sent=0, bytes_sent=0, duration_s=0.0, rate_pps=0.0, sent=0, received=0,
+                         offered_rate_pps=spec["rate"], requested_rate_pps=spec["rate"])
+    if os.geteuid() != 0:
+        module.fail_json(msg="xl-latency needs root (AF_XDP, BPF and network namespaces); run the task with "
+                             "become: true", command=argv)
+
+    # change: measure
+    rc, out, err, timed_out = loadgen.run(argv, spec["duration"] + spec["reply_timeout"] + 5.0,
+                                          grace=params["timeout"])
+    name = os.path.basename(binary)
+    if rc != 0:
+        reason = loadgen.error_line(err) or "exit code %d" % rc
+        module.fail_json(msg="%s failed: %s" % (name, reason), rc=rc, stdout=out, stderr=err, command=argv)
+    try:
+        result = latency.summarize(spec, latency.parse_output(out))
+    except loadgen.LoadgenError as exc:
+        msg = exc.msg
+        if timed_out:
+            msg = "%s did not finish within %s s after its duration and was stopped" % (name, params["timeout"])
+        module.fail_json(msg=msg, rc=rc, stdout=out, stderr=err, command=argv)
+    warnings = latency.warnings(spec, result)
+    if timed_out:
+        warnings.append("the client overran its duration by more than %s s and was interrupted" % params["timeout"])
+    for warning in warnings:
+        module.warn(warning)
+    module.exit_json(changed=True, command=argv, planned=planned, stderr=err, **result)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -279,7 +463,7 @@ def main():
             duration=dict(type="float", default=10),
             threads=dict(type="int", default=1),
             cpu=dict(type="list", elements="int"),
-            frame=dict(type="str", default="udp", choices=list(loadgen.FRAMES)),
+            frame=dict(type="str", choices=list(loadgen.FRAMES)),
             qname=dict(type="str", default=loadgen.DEFAULTS["qname"]),
             src_mac=dict(type="str"),
             dst_mac=dict(type="str"),
@@ -290,10 +474,17 @@ def main():
             binary=dict(type="path"),
             script=dict(type="path", default=loadgen.DEFAULT_MOONGEN_SCRIPT),
             timeout=dict(type="float", default=30),
+            reply_timeout=dict(type="float", default=latency.DEFAULT_REPLY_TIMEOUT),
+            samples=dict(type="int", default=latency.DEFAULT_SAMPLES),
+            histogram=dict(type="bool", default=True),
+            xdp_mode=dict(type="str", default="driver", choices=list(latency.XDP_MODES)),
+            queue=dict(type="int", default=0),
         ),
         supports_check_mode=True,
     )
     params = module.params
+    if params["mode"] == "latency":
+        run_latency(module)
     # want: the validated request
     try:
         spec = loadgen.normalize(params)
