@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -818,6 +819,14 @@ static void print_json(struct thread_ctx *th, int n, const char *signame,
 	       "\"late_restarts\": %llu, ", cfg.duration, w_last - w_first,
 	       (unsigned long long)calls, (unsigned long long)late);
 	printf("\"interrupted\": %s, ", signame ? "true" : "false");
+	{
+		/* The generator's own CPU time, all threads (test runs count as system time). */
+		struct rusage ru;
+
+		if (getrusage(RUSAGE_SELF, &ru) == 0)
+			printf("\"cpu_s\": %.6f, ", ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+			       ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	}
 	if (signame)
 		printf("\"signal\": \"%s\", ", signame);
 	if (before->valid && after->valid)

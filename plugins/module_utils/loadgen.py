@@ -458,7 +458,7 @@ def summarize(spec, data):
         "interrupted": bool(data.get("interrupted", False)),
         "threads": data.get("threads", []),
     }
-    for key in ("calls", "late_restarts", "wall_s", "device_xdp_xmit", "device_xdp_xmit_errors"):
+    for key in ("calls", "late_restarts", "wall_s", "cpu_s", "device_xdp_xmit", "device_xdp_xmit_errors"):
         if key in data:
             result[key] = data[key]
     return result

@@ -291,6 +291,10 @@ late_restarts:
   description: Paced xl_loadgen runs only - times a sending thread fell too far behind its schedule and restarted it.
   returned: when the generator reports it
   type: int
+cpu_s:
+  description: CPU time of the generator process (all threads, user + system) in seconds (xl_loadgen).
+  returned: when the generator reports it
+  type: float
 device_xdp_xmit:
   description: The interface driver's count of redirected frames it queued (veth), when it keeps one.
   returned: when the driver reports it
