@@ -8,7 +8,7 @@ name: counter_delta
 short_description: Per-key difference of two counter dicts
 version_added: 0.1.0
 author:
-  - xdplab.offload developers
+  - xdplab.offload developers (!UNKNOWN)
 description:
   - Returns C(after[k] - before[k]) for every key whose values are integers in both dicts;
     keys missing from O(before) count from 0.

@@ -8,7 +8,7 @@ name: progress
 short_description: "Progress line of a measurement loop: cell k of n, elapsed, remaining"
 version_added: 0.1.0
 author:
-  - xdplab.offload developers
+  - xdplab.offload developers (!UNKNOWN)
 description:
   - "Formats a line like C(cell 3 of 40 [id]: elapsed 0:01:23, remaining ~0:12:40) for the cell at
     O(index) of a list of matrix cells (from the P(xdplab.offload.matrix#lookup) lookup); the cell id

@@ -8,7 +8,7 @@ name: matrix
 short_description: Expand experiment descriptions into cells with stable ids
 version_added: 0.1.0
 author:
-  - xdplab.offload developers
+  - xdplab.offload developers (!UNKNOWN)
 description:
   - Takes a dict of experiments, each a dict of lists (C(programs), C(n), C(locations),
     C(rates), C(sizes)) and scalars (C(repetitions), C(duration), anything else is copied

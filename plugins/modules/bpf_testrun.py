@@ -18,7 +18,7 @@ description:
   - The packet is built in pure Python (V(udp), V(dns_query), V(tcp); full checksums,
     198.18.0.0/15 addresses) or given as hex.
 author:
-  - xdplab.offload developers
+  - xdplab.offload developers (!UNKNOWN)
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.

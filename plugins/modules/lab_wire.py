@@ -29,7 +29,7 @@ description:
     with setns() and mounts its own sysfs in a private mount namespace, so pinned BPF objects under
     C(/sys/fs/bpf) stay visible to everyone.
 author:
-  - xdplab.offload developers
+  - xdplab.offload developers (!UNKNOWN)
 requirements:
   - pyroute2 >= 0.9.1
   - Linux >= 6.9 to report NAPI threads through the netdev netlink family (older kernels fall back to

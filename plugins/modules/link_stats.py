@@ -15,7 +15,7 @@ description:
     under test received, and to record the NIC's provenance.
   - Only reads; never changes anything.
 author:
-  - xdplab.offload developers
+  - xdplab.offload developers (!UNKNOWN)
 extends_documentation_fragment:
   - xdplab.offload.interface
 attributes:

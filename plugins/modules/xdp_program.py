@@ -16,7 +16,7 @@ description:
   - In check mode the program is still compiled and loaded (never attached or pinned) to learn
     its tag, which is what decides whether anything would change.
 author:
-  - xdplab.offload developers
+  - xdplab.offload developers (!UNKNOWN)
 extends_documentation_fragment:
   - xdplab.offload.interface
 attributes:
@@ -35,8 +35,8 @@ options:
     type: str
   defines:
     description:
-      - Compile-time parameters passed as C(-DNAME=VALUE), for example C({N: 100}) for the
-        number of iterations of V(loop) and V(checksum).
+      - Compile-time parameters passed as C(-DNAME=VALUE), for example C(N) with the
+        number of iterations of V(loop) and V(checksum) (see the examples).
     type: dict
     default: {}
   mode:

@@ -17,7 +17,7 @@ description:
   - The map is found through the bpffs pins made by M(xdplab.offload.xdp_program) - give the
     O(interface) (and O(netns)) the program was attached to, its O(pin_path), or the O(map_path).
 author:
-  - xdplab.offload developers
+  - xdplab.offload developers (!UNKNOWN)
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.

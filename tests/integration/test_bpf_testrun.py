@@ -107,7 +107,7 @@ def udp_ok(frame):
 @pytest.mark.parametrize("loader", ["object", pytest.param("bcc", marks=pytest.mark.bcc)])
 def test_dns_nxdomain_answers_a_query_with_xdp_tx(build_dir, loader):
     res = run_testrun(build_dir, program="dns_nxdomain", loader=loader, packet="dns_query", qname="www.xdplab.test",
-                  return_output=True, **QUICK)
+                      return_output=True, **QUICK)
     assert not res.failed, res
     assert res["verdict"] == "XDP_TX" and res["retval"] == 3
     query = bytes.fromhex(res["packet_hex"])
@@ -171,7 +171,7 @@ def test_pinned_program_by_interface_restores_its_counters(wire, build_dir):
     # still counting live traffic afterwards
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as sock:
         sock.bind((wire.name_a, 0))
-        for _ in range(5):
+        for _unused in range(5):
             sock.send(packets.udp_frame(60))
     assert stats(wire)["dropped"]["packets"] == before["dropped"]["packets"] + 5
 

@@ -94,7 +94,7 @@ def ethtool_features(netns_name, dev):
     assert out.returncode == 0, out.stderr
     feats = {}
     for line in out.stdout.splitlines()[1:]:
-        key, _, value = line.strip().partition(": ")
+        key, _sep, value = line.strip().partition(": ")
         feats[key] = value.split()[0] if value else ""
     return feats
 

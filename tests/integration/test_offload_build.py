@@ -45,8 +45,8 @@ def disassemble(obj):
 @pytest.mark.skipif(not shutil.which("clang") or not OBJDUMP, reason="needs clang and llvm-objdump")
 @pytest.mark.parametrize("name,defines", CASES, ids=[c[0] for c in CASES])
 def test_offload_build_counts_with_atomic_adds_only(name, defines, tmp_path):
-    _, shared = build(name, defines, str(tmp_path), offload=True)
-    _, percpu = build(name, defines, str(tmp_path), offload=False)
+    _key, shared = build(name, defines, str(tmp_path), offload=True)
+    _key, percpu = build(name, defines, str(tmp_path), offload=False)
     assert shared != percpu  # a different cache entry, a different program
     text = disassemble(shared)
     # four counter updates (seen + verdict, packets + bytes), each an atomic add
@@ -79,7 +79,7 @@ def test_offload_build_loads_on_the_host_with_a_shared_array(name, defines, tmp_
     if not IS_ROOT:
         pytest.skip("loading BPF programs needs root")
     prog, shared = build(name, defines, str(tmp_path), offload=True)
-    _, percpu = build(name, defines, str(tmp_path), offload=False)
+    _key, percpu = build(name, defines, str(tmp_path), offload=False)
     frame = _frame(name)
     with L.load_object(shared, prog.function) as off, L.load_object(percpu, prog.function) as ref:
         stats = off.map_fds["xl_stats"]

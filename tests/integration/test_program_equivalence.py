@@ -312,7 +312,7 @@ def test_xl_stats_count_seen_and_verdicts(prog, n, loader, kernels):
     want = dict((key, [0, 0]) for key in range(XL_NR_COUNTERS))
     for name in sorted(FRAMES):
         frame = FRAMES[name][0]
-        verdict, _ = kern.run(frame)
+        verdict, _output = kern.run(frame)
         for key in (XL_SEEN, COUNTER[verdict]):
             want[key][0] += 1
             want[key][1] += len(frame)
@@ -362,21 +362,21 @@ CSUM_PROBE = r"""
 /* argv[1]: an IPv4 header as hex; prints the checksum's bytes as stored */
 int main(int argc, char **argv)
 {
-	xl_u64 words[XL_IPV4_MAX_WORDS] = {0};
-	unsigned char hdr[60];
-	size_t len = strlen(argv[1]) / 2, k;
-	xl_u32 w;
-	xl_u16 c;
+    xl_u64 words[XL_IPV4_MAX_WORDS] = {0};
+    unsigned char hdr[60];
+    size_t len = strlen(argv[1]) / 2, k;
+    xl_u32 w;
+    xl_u16 c;
 
-	for (k = 0; k < len && argc > 1; k++)
-		sscanf(argv[1] + 2 * k, "%2hhx", &hdr[k]);
-	for (k = 0; k < len / 4; k++) {
-		memcpy(&w, hdr + 4 * k, 4);
-		words[k] = w;
-	}
-	c = xl_ipv4_csum_words(words);
-	printf("%02x%02x\n", ((unsigned char *)&c)[0], ((unsigned char *)&c)[1]);
-	return 0;
+    for (k = 0; k < len && argc > 1; k++)
+        sscanf(argv[1] + 2 * k, "%2hhx", &hdr[k]);
+    for (k = 0; k < len / 4; k++) {
+        memcpy(&w, hdr + 4 * k, 4);
+        words[k] = w;
+    }
+    c = xl_ipv4_csum_words(words);
+    printf("%02x%02x\n", ((unsigned char *)&c)[0], ((unsigned char *)&c)[1]);
+    return 0;
 }
 """
 
@@ -436,7 +436,7 @@ def check_nxdomain_reply(query, reply):
     assert reply[14 + ihl + ulen:] == query[14 + ihl + ulen:]
 
 
-@pytest.mark.parametrize("name", sorted(n for n, (_, v) in FRAMES.items() if v == "XDP_TX"))
+@pytest.mark.parametrize("name", sorted(n for n, (_frame, v) in FRAMES.items() if v == "XDP_TX"))
 def test_dns_nxdomain_reply_is_a_valid_nxdomain_answer(name, kernels):
     query = FRAMES[name][0]
     verdict, reply = kernels("clang", "dns_nxdomain", 1).run(query)
@@ -508,4 +508,4 @@ def test_benchmark_test_run_ns_per_packet_vs_n(prog, workdir, capsys):
         print("\n%s: BPF_PROG_TEST_RUN, 60-byte DNS query frame" % prog)
         for n, repeat, ns in rows:
             print("  N=%-6d repeat=%-8d %8d ns/packet" % (n, repeat, ns))
-    assert all(ns >= 0 for _, _, ns in rows) and len(rows) == 5
+    assert all(row[2] >= 0 for row in rows) and len(rows) == 5

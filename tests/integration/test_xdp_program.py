@@ -60,7 +60,7 @@ def args(pair, build_dir, **kw):
 
 @pytest.mark.parametrize("loader", ["object", pytest.param("bcc", marks=pytest.mark.bcc)])
 @pytest.mark.parametrize("mode", ["driver", "generic"])
-@pytest.mark.parametrize("program,defines", PROGRAMS, ids=[p for p, _ in PROGRAMS])
+@pytest.mark.parametrize("program,defines", PROGRAMS, ids=[p for p, _defines in PROGRAMS])
 def test_attach_is_real_idempotent_and_detaches(wire, build_dir, program, defines, mode, loader):
     a = args(wire, build_dir, program=program, defines=defines, mode=mode, loader=loader)
     first = run_module("xdp_program", a)

@@ -74,7 +74,7 @@ def send(ifname, frame, count):
     sent = 0
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as sock:
         sock.bind((ifname, 0))
-        for _ in range(count):
+        for _unused in range(count):
             sent += sock.send(frame) == len(frame)
     return sent
 

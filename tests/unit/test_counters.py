@@ -30,7 +30,7 @@ def test_layout_matches_stats_h():
 
 
 def test_decode_value_reads_two_little_endian_u64():
-    assert ctr.decode_value(bytes.fromhex("0100000000000000" "0001000000000000")) == {"packets": 1, "bytes": 256}
+    assert ctr.decode_value(bytes.fromhex("0100000000000000" + "0001000000000000")) == {"packets": 1, "bytes": 256}
     assert ctr.decode_value(raw(2 ** 64 - 1, 2 ** 40)) == {"packets": 2 ** 64 - 1, "bytes": 2 ** 40}
     with pytest.raises(ctr.CounterError):
         ctr.decode_value(b"\0" * 8)
@@ -139,7 +139,7 @@ class FakeLibbpf:
     def __init__(self, ncpu=2, info=None):
         self.ncpu = ncpu
         self.info = dict(GOOD, **(info or {}))
-        self.values = [[raw(0, 0)] * ncpu for _ in range(5)]
+        self.values = [[raw(0, 0)] * ncpu for _unused in range(5)]
         self.updates = 0
         self.opened = []
 

@@ -15,7 +15,7 @@ pytest.importorskip("matplotlib")
 
 from ansible_collections.xdplab.offload.plugins.module_utils import figures as fg  # noqa: E402
 from ansible_collections.xdplab.offload.plugins.module_utils import results as res  # noqa: E402
-import synthetic_runs as synth  # noqa: E402
+from lib import synthetic_runs as synth  # noqa: E402
 
 NAMES = ["drop_throughput", "complexity", "dns_latency", "vm_drop_throughput", "vm_cpu_share",
          "neighbour_latency"]
@@ -104,7 +104,7 @@ def test_complexity_throughput_and_cost_vs_n_per_location(run):
 def test_recorded_ns_per_packet_is_used_instead_of_deriving_it(run):
     records = [dict(r, ns_per_packet=500.0) if r.get("status") == "ok" and r["experiment"] == "complexity"
                else r for r in run["records"]]
-    rows, _, _ = res.aggregate(records)
+    rows, _groups, _skipped = res.aggregate(records)
     spec = fg.complexity(rows)
     assert spec["panels"][1]["series"][0]["y"] == [500.0] * 4
     assert "1e9 / throughput" not in spec["stat_note"]
@@ -243,7 +243,7 @@ def test_unsupported_marks_are_drawn(run):
 def test_a_figure_without_any_value_still_renders_and_says_no_data():
     records = [synth.record("c-%d" % n, experiment="complexity", program="loop", n=n, location="driver",
                             status="failed", reason="verifier rejected the program") for n in (1, 10)]
-    rows, _, _ = res.aggregate(records)
+    rows, _groups, _skipped = res.aggregate(records)
     spec = fg.complexity(rows)
     assert all(not p["series"] for p in spec["panels"])
     assert any("verifier rejected" in n for n in spec["notes"])

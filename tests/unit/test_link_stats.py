@@ -25,7 +25,7 @@ def test_driver_info_fields():
 
 def test_driver_stats_keep_integers_only():
     assert link_stats.parse_driver_stats(STATS) == {"peer_ifindex": 7, "rx_queue_0_xdp_packets": 1200,
-                                                   "rx_queue_0_drops": 3}
+                                                    "rx_queue_0_drops": 3}
 
 
 def test_ethtool_runs_inside_the_namespace_as_an_argument_list():

@@ -95,7 +95,7 @@ def test_lookup_names_follow_the_drivers_priority():
     assert names == [("serial", "netronome/serial-00-15-4d-13-70-b4-10-ff.nffw"),
                      ("pci", "netronome/pci-0000:02:00.0.nffw"),
                      ("part", "netronome/nic_AMDA0096-0001_2x10.nffw")]
-    assert [k for k, _ in nfp.lookup_names(BDF, "AMDA0096-0001", "2x10")] == ["pci", "part"]
+    assert [k for k, _path in nfp.lookup_names(BDF, "AMDA0096-0001", "2x10")] == ["pci", "part"]
 
 
 @pytest.mark.parametrize("value,expected", [("02:00.0", BDF), ("0000:02:00.0", BDF), ("0000:AF:00.1", "0000:af:00.1")])

@@ -245,7 +245,7 @@ def test_build_key_changes_with_define_and_header(tree, fake_clang, tmp_path):
 
 
 def test_build_key_changes_with_the_compiler_version(tree, tmp_path, fake_clang):
-    clang, _ = fake_clang
+    clang = fake_clang[0]
     src, inc = str(tree / "src" / "prog.c"), [str(tree / "inc")]
     key = P.build_key(src, None, inc, clang=clang)
     other = tmp_path / "other-clang"
@@ -265,7 +265,7 @@ def test_build_command_has_target_includes_and_defines(tree, fake_clang, tmp_pat
 
 
 def test_build_failure_carries_the_compiler_output(tree, fake_clang, tmp_path):
-    clang, _ = fake_clang
+    clang = fake_clang[0]
     src, out = str(tree / "src" / "prog.c"), tmp_path / "build"
     with pytest.raises(P.BuildError) as err:
         P.build_object(src, {"BROKEN": 1}, [str(tree / "inc")], str(out), clang=clang)
@@ -357,6 +357,6 @@ def test_bcc_source_refuses_objects_and_bad_defines(tree, tmp_path):
 @pytest.mark.parametrize("name", P.BUILTIN_PROGRAMS)
 def test_bcc_source_of_builtins_has_the_real_prelude(name):
     prog = P.resolve_program(name, BPF_DIR)
-    text, _ = P.bcc_source(prog.source_path, None, [INCLUDE])
+    text = P.bcc_source(prog.source_path, None, [INCLUDE])[0]
     assert "BPF_PERCPU_ARRAY(xl_stats" in text
     assert "XL_PROG(%s)" % prog.function in text

@@ -20,7 +20,7 @@ from ansible_collections.xdplab.offload.plugins.module_utils import progress as 
 from ansible_collections.xdplab.offload.plugins.module_utils import report as rp  # noqa: E402
 from ansible_collections.xdplab.offload.plugins.module_utils import results as res  # noqa: E402
 from lib.modrun import run_module  # noqa: E402
-import synthetic_runs as synth  # noqa: E402
+from lib import synthetic_runs as synth  # noqa: E402
 
 
 @pytest.fixture

@@ -95,7 +95,7 @@ def synthetic_records():
     _add(out, "vm_cpu_share", "checksum", 100, "nic", 3, status="unsupported", reason=no_nic, hypervisor=qemu)
     # neighbour: samples for the workloads, a histogram for the baseline.
     for location, scale in (("vm_driver", 60.0), ("host_driver", 25.0)):
-        samples = [[round(scale * (1 + rng.expovariate(1.0)), 3) for _ in range(400)] for _ in range(3)]
+        samples = [[round(scale * (1 + rng.expovariate(1.0)), 3) for _i in range(400)] for _j in range(3)]
         _add(out, "neighbour", "checksum", 100, location, 3, rate=1000, hypervisor=qemu,
              rtt_us_samples=samples, rtt_us_p50=[sorted(s)[200] for s in samples],
              rtt_us_p99=[sorted(s)[396] for s in samples])
