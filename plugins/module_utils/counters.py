@@ -27,6 +27,7 @@ VALUE = struct.Struct("<QQ")  # struct xl_counter, host order (x86-64 and arm64:
 VALUE_SIZE = VALUE.size
 KEY_SIZE = 4
 NR_COUNTERS = len(NAMES)
+BPF_MAP_TYPE_ARRAY = 2
 BPF_MAP_TYPE_PERCPU_ARRAY = 6
 MAP_NAME = "xl_stats"
 PROG_PIN = "prog"
@@ -140,8 +141,9 @@ def run_rate(prog_before, prog_after):
 def check_shape(info, path):
     """Refuse a map that is not laid out like ``xl_stats``."""
     problems = []
-    if info["type"] != BPF_MAP_TYPE_PERCPU_ARRAY:
-        problems.append("type %d instead of %d (per-CPU array)" % (info["type"], BPF_MAP_TYPE_PERCPU_ARRAY))
+    if info["type"] not in (BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_ARRAY):
+        problems.append("type %d instead of %d (per-CPU array) or %d (array, offloaded programs)"
+                        % (info["type"], BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_ARRAY))
     if info["key_size"] != KEY_SIZE:
         problems.append("key size %d instead of %d" % (info["key_size"], KEY_SIZE))
     if info["value_size"] != VALUE_SIZE:
@@ -228,7 +230,14 @@ class CounterMap:
             self.close()
             raise
 
+    @property
+    def shared(self):
+        """True for the plain ARRAY of offloaded programs: one counter set, no per-CPU split."""
+        return self.info["type"] == BPF_MAP_TYPE_ARRAY
+
     def read_raw(self):
+        if self.shared:
+            return [[libbpf.map_lookup(self.fd, key, VALUE_SIZE)] for key in range(NR_COUNTERS)]
         return [libbpf.map_lookup_percpu(self.fd, key, VALUE_SIZE) for key in range(NR_COUNTERS)]
 
     def read(self):
@@ -239,10 +248,13 @@ class CounterMap:
     def write(self, per_cpu):
         """Write per-CPU counters back (restore a saved sample)."""
         for key, name in enumerate(NAMES):
-            libbpf.map_update_percpu(self.fd, key, [encode_value(cpu[name]) for cpu in per_cpu], VALUE_SIZE)
+            if self.shared:
+                libbpf.map_update(self.fd, key, encode_value(totals(per_cpu)[name]))
+            else:
+                libbpf.map_update_percpu(self.fd, key, [encode_value(cpu[name]) for cpu in per_cpu], VALUE_SIZE)
 
     def zero(self):
-        ncpu = libbpf.num_possible_cpus()
+        ncpu = 1 if self.shared else libbpf.num_possible_cpus()
         self.write([dict((name, zero()) for name in NAMES) for _cpu in range(ncpu)])
 
     def close(self):

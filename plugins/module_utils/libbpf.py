@@ -372,6 +372,25 @@ def map_lookup_percpu(map_fd, key, value_size):
     return [raw[i * stride:i * stride + value_size] for i in range(ncpu)]
 
 
+def map_lookup(map_fd, key, value_size):
+    """The value of a (not per-CPU) array map entry."""
+    buf = ctypes.create_string_buffer(value_size)
+    k = ctypes.c_uint32(key)
+    ret = _load_lib().bpf_map_lookup_elem(map_fd, ctypes.byref(k), buf)
+    if ret:
+        _fail("cannot read key %d of map fd %d" % (key, map_fd), ret)
+    return buf.raw
+
+
+def map_update(map_fd, key, value):
+    """Write one value into a (not per-CPU) array map entry."""
+    buf = ctypes.create_string_buffer(bytes(value), len(value))
+    k = ctypes.c_uint32(key)
+    ret = _load_lib().bpf_map_update_elem(map_fd, ctypes.byref(k), buf, 0)
+    if ret:
+        _fail("cannot write key %d of map fd %d" % (key, map_fd), ret)
+
+
 def map_update_percpu(map_fd, key, values, value_size):
     """Write one ``bytes`` per possible CPU into a per-CPU map entry."""
     ncpu = num_possible_cpus()

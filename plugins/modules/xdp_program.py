@@ -202,6 +202,9 @@ def _attached(module, ipr, ifindex, have, pin_path):
         source, loaded = load_program(p["program"], p["defines"], p["loader"], p["bpf_dir"], p["build_dir"],
                                       p["clang"], p["function"], ifindex=ifindex if offload else None)
     except DeployError as exc:
+        if offload and exc.details.get("offload_reason"):
+            raise DeployError("the NIC refused to run %s offloaded on %s: %s"
+                              % (p["program"], p["interface"], exc.details["offload_reason"]), **exc.details)
         if offload and "compiler_output" not in exc.details:
             raise DeployError("mode offload needs an offload-capable NIC (e.g. a Netronome Agilio with the BPF "
                               "firmware): the kernel refused to bind the program to %s (%s)"

@@ -152,9 +152,15 @@ map_path:
   type: str
   sample: /sys/fs/bpf/xdplab/xl-dut/xl-dut0/xl_stats
 ncpus:
-  description: Number of possible CPUs (entries of RV(per_cpu)).
+  description: Number of possible CPUs (entries of RV(per_cpu)); 1 when RV(shared) is true.
   returned: always
   type: int
+shared:
+  description:
+    - True when the counters are one shared set (a plain array map, as offloaded programs use:
+      a SmartNIC cannot hold per-CPU maps), so RV(per_cpu) has a single entry. Reads from a NIC are slower.
+  returned: always
+  type: bool
 '''
 
 import os
@@ -234,7 +240,7 @@ def main():
                                   "after": {"counters": ctr.totals([dict((n, ctr.zero()) for n in ctr.NAMES)])}}
                 if not module.check_mode:
                     cmap.zero()
-            result.update(counters=summed, per_cpu=per_cpu, ncpus=len(per_cpu),
+            result.update(counters=summed, per_cpu=per_cpu, ncpus=len(per_cpu), shared=cmap.shared,
                           bpf_stats_enabled=ctr.bpf_stats_enabled())
             if prog is not None:
                 result["prog"] = prog

@@ -45,8 +45,8 @@ def disassemble(obj):
 @pytest.mark.skipif(not shutil.which("clang") or not OBJDUMP, reason="needs clang and llvm-objdump")
 @pytest.mark.parametrize("name,defines", CASES, ids=[c[0] for c in CASES])
 def test_offload_build_counts_with_atomic_adds_only(name, defines, tmp_path):
-    _key, shared = build(name, defines, str(tmp_path), offload=True)
-    _key, percpu = build(name, defines, str(tmp_path), offload=False)
+    _prog, shared = build(name, defines, str(tmp_path), offload=True)
+    _prog, percpu = build(name, defines, str(tmp_path), offload=False)
     assert shared != percpu  # a different cache entry, a different program
     text = disassemble(shared)
     # four counter updates (seen + verdict, packets + bytes), each an atomic add
@@ -147,3 +147,31 @@ def test_bcc_offload_build_has_a_shared_array(tmp_path):
         finally:
             b.cleanup()
     assert tables == {True: "Array", False: "PerCpuArray"}
+
+
+def test_xdp_stats_reads_and_resets_the_shared_array_of_an_offload_build(tmp_path):
+    """The offload variant's counters (a plain ARRAY) are read and zeroed by xdp_stats."""
+    from ansible_collections.xdplab.offload.plugins.module_utils import libbpf
+    from lib.modrun import run_module
+    from lib.netfix import unique
+
+    _prog, path = build("drop", {}, str(tmp_path), offload=True)
+    pin = "/sys/fs/bpf/%s" % unique("xl-ofs")
+    loaded = libbpf.load_object(path)
+    try:
+        os.makedirs(pin)
+        loaded.pin_maps(pin)
+        for _run in range(3):
+            libbpf.test_run(loaded.prog_fd, bytes(60))
+        res = run_module("xdp_stats", {"map_path": os.path.join(pin, "xl_stats")})
+        assert not res.failed, res
+        assert res["shared"] is True and res["ncpus"] == 1
+        assert res["counters"]["seen"]["packets"] == 3
+        assert res["counters"]["dropped"]["bytes"] == 180
+        reset = run_module("xdp_stats", {"map_path": os.path.join(pin, "xl_stats"), "reset": True})
+        assert reset.changed
+        again = run_module("xdp_stats", {"map_path": os.path.join(pin, "xl_stats")})
+        assert again["counters"]["seen"]["packets"] == 0
+    finally:
+        loaded.close()
+        shutil.rmtree(pin, ignore_errors=True)

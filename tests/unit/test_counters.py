@@ -117,7 +117,7 @@ def test_check_shape_accepts_xl_stats_and_larger_arrays():
     ({"value_size": 8}, "value size 8 instead of 16"),
     ({"max_entries": 4}, "4 entries instead of at least 5"),
     ({"key_size": 8}, "key size 8"),
-    ({"type": 2}, "type 2 instead of 6"),
+    ({"type": 1}, "type 1 instead of 6"),
 ])
 def test_check_shape_names_the_mismatch(change, words):
     with pytest.raises(ctr.CounterError, match=words) as err:
@@ -223,3 +223,7 @@ def test_fd_kind_of_a_plain_file_is_none(tmp_path):
         assert ctr.fd_kind(fd) is None
     finally:
         os.close(fd)
+
+
+def test_check_shape_accepts_the_shared_array_of_offloaded_programs():
+    ctr.check_shape({"type": 2, "key_size": 4, "value_size": 16, "max_entries": 5}, "/x")
