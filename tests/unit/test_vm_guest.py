@@ -355,7 +355,7 @@ def run(p, hv, check=False):
 
 def test_check_mode_plans_define_and_start_without_acting():
     hv = FakeHypervisor()
-    result, _ = run(g1_params(), hv, check=True)
+    result = run(g1_params(), hv, check=True)[0]
     assert result["changed"] and result["actions"] == ["define", "start"]
     assert result["diff"]["before"] == "" and "<name>xl-g1</name>" in result["diff"]["after"]
     assert [c for c in hv.calls if c[0] != "check_domain_type"] == [] and hv.domains == {}
@@ -363,7 +363,7 @@ def test_check_mode_plans_define_and_start_without_acting():
 
 def test_existing_identical_running_domain_is_no_change():
     hv = FakeHypervisor({"xl-g1": FakeDomain(g1_libvirt_xml(), "running")})
-    result, _ = run(g1_params(), hv)
+    result = run(g1_params(), hv)[0]
     assert not result["changed"] and result["actions"] == [] and hv.calls == []
     assert result["state"] == "running" and result["id"] == 7
 
@@ -377,7 +377,7 @@ def test_changed_definition_of_a_running_guest_waits_for_a_restart_unless_asked(
     assert result["changes"] == ["memory_kib"]
     hv = FakeHypervisor({"xl-g1": FakeDomain(g1_libvirt_xml(), "running")})
     p["restart_on_change"] = True
-    result, _ = run(p, hv)
+    result = run(p, hv)[0]
     assert [c[0] for c in hv.calls] == ["check_domain_type", "define", "destroy", "start"]
     assert not result["pending_restart"]
 
@@ -411,7 +411,7 @@ def test_uuid_taken_by_another_name_is_refused():
 ])
 def test_state_transitions(state, have_state, expected):
     hv = FakeHypervisor({"xl-g1": FakeDomain(g1_libvirt_xml(), have_state)})
-    result, _ = run(dict(g1_params(), state=state), hv)
+    result = run(dict(g1_params(), state=state), hv)[0]
     assert result["actions"] == expected
     assert [c[0] for c in hv.calls] == expected
     assert result["changed"] == bool(expected)
@@ -425,5 +425,5 @@ def test_absent_needs_only_the_name():
 
 
 def test_absent_when_there_is_nothing_is_no_change():
-    result, _ = run(dict(g1_params(), state="absent"), FakeHypervisor())
+    result = run(dict(g1_params(), state="absent"), FakeHypervisor())[0]
     assert not result["changed"] and result["state"] == "absent"
