@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 ANSIBLE_PLAYBOOK := $(VENV)/bin/ansible-playbook
 COLLECTION_LINK := .ansible/collections/ansible_collections/xdplab/offload
-MAIN_PLAYBOOK ?= playbooks/baremetal_offload.yml
+MAIN_PLAYBOOK ?= playbooks/vm_offload.yml
 RUN_ARGS ?=
 PYTEST_ARGS ?=
 

@@ -157,8 +157,8 @@ ncpus:
   type: int
 shared:
   description:
-    - True when the counters are one shared set (a plain array map, as offloaded programs use:
-      a SmartNIC cannot hold per-CPU maps), so RV(per_cpu) has a single entry. Reads from a NIC are slower.
+    - True when the counters are one shared set, a plain array map as offloaded programs use because a
+      SmartNIC cannot hold per-CPU maps. RV(per_cpu) then has a single entry. Reads from a NIC are slower.
   returned: always
   type: bool
 '''
