@@ -37,7 +37,7 @@ lab-host: $(VENV)/.stamp $(COLLECTION_LINK)
 run: setup
 	$(ANSIBLE_PLAYBOOK) $(MAIN_PLAYBOOK) $(RUN_ARGS)
 
-test: setup
+test: setup bpf
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: $(VENV)/.stamp $(COLLECTION_LINK)
