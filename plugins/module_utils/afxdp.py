@@ -395,6 +395,21 @@ def stop(record, sdir, timeout=10.0, proc="/proc"):
 
 # --------------------------------------------------------------- XDP side
 
+def wait_released(netns, interface, prog_id, timeout=5.0, interval=0.05):
+    """After our worker exited: wait until the kernel has released its program.
+
+    A BPF link is released when the exiting process's files are torn down,
+    which can trail the exit; until then the program still shows as attached
+    and would look like a stale one. Returns the interface's program then.
+    """
+    deadline = time.monotonic() + timeout
+    have = attached_program(netns, interface)
+    while prog_id and have["prog_id"] == prog_id and time.monotonic() < deadline:
+        time.sleep(interval)
+        have = attached_program(netns, interface)
+    return have
+
+
 def attached_program(netns, interface):
     """The interface's XDP program: {ifindex, mode, prog_id, name} (mode/prog_id None if none)."""
     with xdp.open_netlink(netns) as ipr:

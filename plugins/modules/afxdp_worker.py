@@ -354,7 +354,7 @@ def _started(module, sdir, have_state, have_xdp):
     if record and alive:
         stats, final, killed = afxdp.stop(record, sdir, p["stop_timeout"])
         result["replaced"] = dict(_view(afxdp.summarize(stats)), final=final, killed=killed)
-        have_xdp = afxdp.attached_program(p["netns"], p["interface"])
+        have_xdp = afxdp.wait_released(p["netns"], p["interface"], record.get("prog_id"))
         stale = _check_stale(p, have_xdp, None)
     if stale:
         afxdp.remove_stale_program(p["netns"], p["interface"], have_xdp)
