@@ -27,7 +27,7 @@ import math
 import os
 
 from ansible_collections.xdplab.offload.plugins.module_utils.loadgen import (
-    DEFAULTS, LoadgenError, MAC_RE, NAME_RE, _ipv4, _port, dns_frame_length)
+    DEFAULTS, LoadgenError, NAME_RE, address_fields, dns_frame_length)
 
 DEFAULT_BINARY = "/opt/xdplab/bpf/latency/build/xl-latency"
 CLIENT = "xl_latency"
@@ -173,19 +173,10 @@ def normalize(params, cpu_count=None):
         "xdp_mode": xdp_mode,
         "queue": queue,
     }
-    for key in ("src_mac", "dst_mac"):
-        value = p.get(key)
-        if value is not None and not MAC_RE.match(str(value)):
-            raise LoadgenError("%s %r is not a MAC address like 02:00:c6:12:00:01" % (key, value))
-        spec[key] = str(value).lower() if value is not None else None
-    for key in ("src_ip", "dst_ip"):
-        value = p.get(key)
-        spec[key] = _ipv4(value, key) if value is not None else None
+    spec.update(address_fields(p))
     for key in ("src_port", "dst_port"):
-        port = _port(p.get(key), key)
-        if port == 0:
+        if spec[key] == 0:
             raise LoadgenError("%s 0 is not a port the client can send from or to" % key)
-        spec[key] = port
     return spec
 
 

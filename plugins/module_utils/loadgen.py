@@ -231,17 +231,24 @@ def normalize(params, cpu_count=None):
         "dns": dns,
         "qname": qname,
     }
+    spec.update(address_fields(p))
+    return spec
+
+
+def address_fields(p):
+    """Validated src/dst MACs, IPv4 addresses and ports from module-style params (None = default)."""
+    fields = {}
     for key in ("src_mac", "dst_mac"):
         value = p.get(key)
         if value is not None and not MAC_RE.match(str(value)):
             raise LoadgenError("%s %r is not a MAC address like 02:00:c6:12:00:01" % (key, value))
-        spec[key] = str(value).lower() if value is not None else None
+        fields[key] = str(value).lower() if value is not None else None
     for key in ("src_ip", "dst_ip"):
         value = p.get(key)
-        spec[key] = _ipv4(value, key) if value is not None else None
-    spec["src_port"] = _port(p.get("src_port"), "src_port")
-    spec["dst_port"] = _port(p.get("dst_port"), "dst_port")
-    return spec
+        fields[key] = _ipv4(value, key) if value is not None else None
+    for key in ("src_port", "dst_port"):
+        fields[key] = _port(p.get(key), key)
+    return fields
 
 
 def resolve_binary(spec, binary=None):
