@@ -27,6 +27,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -210,6 +211,45 @@ def parse_link_fdinfo(text):
 
 
 # --------------------------------------------------------------- files
+
+def prebuilt_info(binary, timeout=10.0):
+    """What a prebuilt worker binary runs (its ``--info``) and a digest of the file.
+
+    Returns ``{"program", "defines", "digest", ...}``; AfxdpError if the file
+    is missing, not executable or not an xdplab AF_XDP worker.
+    """
+    if not os.path.isfile(binary) or not os.access(binary, os.X_OK):
+        raise AfxdpError("the prebuilt worker %s does not exist or is not executable" % binary, binary=binary)
+    try:
+        proc = subprocess.run([binary, "--info"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise AfxdpError("cannot run the prebuilt worker %s --info: %s" % (binary, exc), binary=binary)
+    try:
+        info = json.loads(proc.stdout.decode("utf-8", "replace"))
+    except ValueError:
+        info = None
+    if proc.returncode != 0 or not isinstance(info, dict) or "program" not in info:
+        raise AfxdpError("%s is not an xdplab AF_XDP worker: its --info printed no program (exit %d): %s"
+                         % (binary, proc.returncode, proc.stderr.decode("utf-8", "replace").strip()[-300:]),
+                         binary=binary)
+    sha = hashlib.sha256()
+    with open(binary, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(chunk)
+    info["digest"] = sha.hexdigest()
+    return info
+
+
+def parse_defines_text(text):
+    """The worker's defines text (``N=100,X``) back into a dict (None for a bare name)."""
+    out = {}
+    for item in (text or "").split(","):
+        if item:
+            name, sep, value = item.partition("=")
+            out[name] = value if sep else None
+    return out
+
 
 def read_json(path):
     """A JSON object from ``path`` or None (missing, empty or half-written)."""

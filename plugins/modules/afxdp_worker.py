@@ -48,14 +48,25 @@ options:
       - A built-in program (V(drop), V(loop), V(checksum), V(dns_nxdomain)) from O(bpf_dir), or the path of
         your own header C(<name>.h) that defines C(static inline int xl_<name>_logic(void *data, void *data_end))
         returning an XDP verdict.
-      - Required with O(state=started).
+      - Required with O(state=started), unless O(binary) is given (then it is checked against the binary).
     type: str
   defines:
     description:
       - Compile-time parameters passed as C(-DNAME=VALUE), exactly as for the XDP objects; for example
         N=100 (C(-DN=100)) sets the iterations of V(loop) and V(checksum).
+      - With O(binary), the defines the binary must have been built with (leave empty to take its own).
     type: dict
     default: {}
+  binary:
+    description:
+      - A worker binary already built for this host (C(make -C bpf/afxdp) or the collection's experiment role
+        builds them elsewhere and copies them), used as it is - no compiler, clang or development headers are
+        needed on the managed host, only libxdp and libbpf. For hosts without a toolchain, such as the lab's
+        guests.
+      - The module asks the binary (C(--info)) which program and defines it runs and fails if they differ from
+        O(program) and O(defines) where those are given; a change of the file's contents restarts the worker.
+    type: path
+    version_added: 0.2.0
   queue:
     description: The RX queue the worker serves (one worker per interface).
     type: int
@@ -138,7 +149,7 @@ options:
 requirements:
   - pyroute2 >= 0.9.1
   - libbpf 1.x (libbpf.so.1)
-  - a C compiler, clang, libxdp-dev and libbpf-dev on the managed host (to build the worker)
+  - a C compiler, clang, libxdp-dev and libbpf-dev on the managed host (to build the worker), unless O(binary) is given
   - Linux >= 5.9 for O(attach=link)
 notes:
   - The worker needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW). It enters O(netns) itself with setns(), so pinned
@@ -172,6 +183,14 @@ EXAMPLES = r'''
     defines:
       N: 1000
     xdp_mode: generic
+
+- name: Run a worker that was built elsewhere and copied to a guest without a compiler
+  xdplab.offload.afxdp_worker:
+    interface: ens4
+    program: checksum
+    binary: /var/cache/xdplab/shipped-workers/N100/xl-afxdp-checksum
+    defines:
+      N: 100
 
 - name: Stop it and keep the final counters
   xdplab.offload.afxdp_worker:
@@ -328,15 +347,34 @@ def _view(summary):
     return dict((k, summary.get(k)) for k in keys)
 
 
+def _prebuilt(p):
+    """(program name, defines, build key) of the prebuilt worker O(binary), checked against the parameters."""
+    info = afxdp.prebuilt_info(p["binary"])
+    have_defines = afxdp.normalized_defines(afxdp.parse_defines_text(info.get("defines")))
+    if p["program"] and p["program"] != info["program"]:
+        raise afxdp.AfxdpError("the prebuilt worker %s runs program %s, not %s"
+                               % (p["binary"], info["program"], p["program"]), binary=p["binary"])
+    if p["defines"] and afxdp.normalized_defines(p["defines"]) != have_defines:
+        raise afxdp.AfxdpError("the prebuilt worker %s was built with defines %s, not %s"
+                               % (p["binary"], info.get("defines") or "(none)",
+                                  programs.worker_defines_text(p["defines"])), binary=p["binary"])
+    return info["program"], have_defines, "binary:" + info["digest"]
+
+
 def _started(module, sdir, have_state, have_xdp):
     p = module.params
-    wp = programs.resolve_worker_program(p["program"], p["bpf_dir"])
-    key = programs.worker_build_key(wp, p["defines"], p["bpf_dir"], p["cc"], p["clang"])
-    want = afxdp.want_settings(p, key)
+    if p["binary"]:
+        name, defines, key = _prebuilt(p)
+        wp = None
+    else:
+        wp = programs.resolve_worker_program(p["program"], p["bpf_dir"])
+        name, defines = wp.name, p["defines"]
+        key = programs.worker_build_key(wp, defines, p["bpf_dir"], p["cc"], p["clang"])
+    want = afxdp.want_settings(dict(p, program=p["program"] or name, defines=defines), key)
     record, alive = have_state["record"], have_state["alive"]
     before = record.get("settings") if record and alive else None
     result = dict(state_dir=sdir, xdp_mode=p["xdp_mode"], stale_program_removed=None,
-                  program=wp.name, defines=want["defines"])
+                  program=name, defines=want["defines"])
 
     if afxdp.same_worker(want, record, alive, have_xdp["prog_id"]):
         result.update(_view(afxdp.summarize(have_state["stats"])), changed=False, binary=record.get("binary"),
@@ -350,7 +388,10 @@ def _started(module, sdir, have_state, have_xdp):
         result.update(_view(afxdp.summarize(None)), pid=None)
         return result
 
-    binary = programs.build_worker(wp, p["defines"], p["bpf_dir"], p["build_dir"], p["cc"], p["clang"])[0]
+    if wp is None:
+        binary = p["binary"]
+    else:
+        binary = programs.build_worker(wp, p["defines"], p["bpf_dir"], p["build_dir"], p["cc"], p["clang"])[0]
     if record and alive:
         stats, final, killed = afxdp.stop(record, sdir, p["stop_timeout"])
         result["replaced"] = dict(_view(afxdp.summarize(stats)), final=final, killed=killed)
@@ -414,6 +455,7 @@ def main():
             netns=dict(type="str"),
             program=dict(type="str"),
             defines=dict(type="dict", default={}),
+            binary=dict(type="path"),
             queue=dict(type="int", default=0),
             xdp_mode=dict(type="str", choices=["driver", "generic"], default="driver"),
             copy_mode=dict(type="str", choices=["auto", "copy", "zerocopy"], default="auto"),
@@ -431,7 +473,7 @@ def main():
             start_timeout=dict(type="float", default=15.0),
             stop_timeout=dict(type="float", default=10.0),
         ),
-        required_if=[("state", "started", ["program"])],
+        required_if=[("state", "started", ["program", "binary"], True)],
         supports_check_mode=True,
     )
     if not xdp.HAS_PYROUTE2:

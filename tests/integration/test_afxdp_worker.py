@@ -532,3 +532,45 @@ def test_stopped_after_the_wire_is_gone_cleans_up(build_dir, state_root):
     assert not stopped.failed, stopped
     assert stopped.changed and stopped["pid"] == started["pid"] and stopped["crashed"] is True
     assert not any(walked[2] for walked in os.walk(state_root))
+
+
+def test_prebuilt_binary_runs_without_a_compiler_and_is_checked_against_program_and_defines(
+        wire, module_worker, worker_binary, state_root, tmp_path):
+    """A worker built elsewhere (as for a guest without a toolchain) runs as it is."""
+    binary = str(tmp_path / "xl-afxdp-checksum")
+    shutil.copy2(worker_binary("checksum", 7), binary)
+    no_toolchain = dict(binary=binary, cc="/nonexistent/cc", clang="/nonexistent/clang", bpf_dir=str(tmp_path))
+
+    wrong_program = run_module("afxdp_worker", module_worker(program="drop", **no_toolchain))
+    assert wrong_program.failed and "runs program checksum, not drop" in wrong_program["msg"]
+    wrong_defines = run_module("afxdp_worker", module_worker(defines={"N": 8}, **no_toolchain))
+    assert wrong_defines.failed and "N=7" in wrong_defines["msg"] and "N=8" in wrong_defines["msg"]
+    _nothing_left(wire, state_root)
+
+    started = run_module("afxdp_worker", module_worker(program="checksum", defines={"N": 7}, **no_toolchain))
+    assert not started.failed, started
+    assert started.changed and started["binary"] == binary
+    assert started["program"] == "checksum" and started["defines"] == {"N": "7"}
+    assert A.proc_info(started["pid"]) is not None
+    sent = run_loadgen(wire, "--rate", "10000", "--duration", "0.3")["packets_sent"]
+    time.sleep(0.6)  # the worker rewrites its stats file every 0.25 s
+    seen = A.read_json(started["stats_file"])["counters"]["seen"]["packets"]
+    assert seen == sent
+
+    again = run_module("afxdp_worker", module_worker(**no_toolchain))
+    assert not again.failed, again
+    assert not again.changed and again["pid"] == started["pid"]
+
+    shutil.copy2(worker_binary("checksum", 9), binary + ".new")  # new contents (renamed in, as copy does)
+    os.replace(binary + ".new", binary)
+    replaced = run_module("afxdp_worker", module_worker(**no_toolchain))
+    assert not replaced.failed, replaced
+    assert replaced.changed and replaced["pid"] != started["pid"] and replaced["defines"] == {"N": "9"}
+
+
+def test_a_prebuilt_binary_that_is_not_a_worker_fails_clearly(wire, module_worker, state_root, tmp_path):
+    missing = run_module("afxdp_worker", module_worker(binary=str(tmp_path / "nothing")))
+    assert missing.failed and "does not exist or is not executable" in missing["msg"]
+    impostor = run_module("afxdp_worker", module_worker(binary="/bin/false"))
+    assert impostor.failed and "is not an xdplab AF_XDP worker" in impostor["msg"]
+    _nothing_left(wire, state_root)

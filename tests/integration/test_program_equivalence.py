@@ -509,3 +509,47 @@ def test_benchmark_test_run_ns_per_packet_vs_n(prog, workdir, capsys):
         for n, repeat, ns in rows:
             print("  N=%-6d repeat=%-8d %8d ns/packet" % (n, repeat, ns))
     assert all(row[2] >= 0 for row in rows) and len(rows) == 5
+
+
+TARGET_IP = bytes([198, 18, 2, 10])
+OTHER_IP = bytes([198, 18, 2, 11])
+
+
+def load_targeted(loader, prog, build_dir):
+    """``prog`` built with -DXL_TARGET_IP=198.18.2.10 (as an integer, host order)."""
+    source = P.resolve_program(prog, BPF_DIR)
+    defines = {"N": 10, "XL_TARGET_IP": struct.unpack("!I", TARGET_IP)[0]}
+    if loader == "bcc":
+        if not HAS_BCC:
+            pytest.skip("BCC (python3-bpfcc) is not importable from this interpreter")
+        text, cflags = P.bcc_source(source.source_path, defines, [INCLUDE])
+        bpf = BPF(text=text.encode(), cflags=cflags)
+        fn = bpf.load_func(source.function.encode(), BPF.XDP)
+        return Kernel(fn.fd, bpf["xl_stats"].map_fd, bpf.cleanup)
+    obj = P.build_object(source.source_path, defines, [INCLUDE], build_dir)
+    loaded = L.load_object(obj, prog_name=source.function)
+    return Kernel(loaded.prog_fd, loaded.map_fds["xl_stats"], loaded.close)
+
+
+@pytest.mark.bcc
+@pytest.mark.parametrize("loader", ["clang", "bcc"])
+@pytest.mark.parametrize("prog", ["drop", "checksum"])
+def test_target_ip_filter_passes_other_frames_uncounted(prog, loader, workdir):
+    """XL_TARGET_IP: the program acts on IPv4 frames to the target only; the rest pass, not counted."""
+    to_target = eth(ipv4(udp(4000, 9, b"x" * 18, dst=TARGET_IP), dst=TARGET_IP))
+    to_other = eth(ipv4(udp(4000, 9, b"x" * 18, dst=OTHER_IP), dst=OTHER_IP))
+    arp = eth(bytes(28), ethertype=0x0806, dst=b"\xff" * 6)
+    short = eth(b"\x45\x00")
+    kern = load_targeted(loader, prog, os.path.join(workdir, "targeted"))
+    try:
+        before = kern.counters()
+        assert kern.run(to_target) == ("XDP_DROP", to_target)
+        for frame in (to_other, arp, short):
+            assert kern.run(frame) == ("XDP_PASS", frame)
+        after = kern.counters()
+    finally:
+        kern.close()
+    seen = (after[XL_SEEN][0] - before[XL_SEEN][0], after[XL_SEEN][1] - before[XL_SEEN][1])
+    dropped = after[COUNTER["XDP_DROP"]][0] - before[COUNTER["XDP_DROP"]][0]
+    passed = after[COUNTER["XDP_PASS"]][0] - before[COUNTER["XDP_PASS"]][0]
+    assert seen == (1, len(to_target)) and dropped == 1 and passed == 0

@@ -12,6 +12,12 @@
  *     the text (programs.bcc_source() does that), not #included.
  * Programs use XL_PROG(name), xl_frame_len(), xl_account() and XL_LICENSE.
  *
+ * -DXL_TARGET_IP=<IPv4 address as an integer, host order> makes the program
+ * act only on IPv4 frames to that address: every other frame (ARP, other
+ * hosts' traffic) passes with XDP_PASS before the program's logic runs and
+ * is not counted. A program on a host's uplink then works on one guest's
+ * traffic and leaves its neighbours' traffic alone (the VM experiments).
+ *
  * -DXL_OFFLOAD builds the same program for hardware offload (Netronome NFP):
  * the NIC holds no per-CPU maps and refuses plain stores to map values, so
  * xl_stats becomes one shared BPF_MAP_TYPE_ARRAY (same key, same value
@@ -43,7 +49,7 @@ struct {
 	__type(value, struct xl_counter);
 } xl_stats SEC(".maps");
 
-#define XL_PROG(name) SEC("xdp") int name(struct xdp_md *ctx)
+#define XL_PROG_ENTRY(name) SEC("xdp") int name(struct xdp_md *ctx)
 #define XL_LICENSE char _license[] SEC("license") = "GPL";
 
 #else /* XL_BCC */
@@ -55,7 +61,7 @@ BPF_ARRAY(xl_stats, struct xl_counter, XL_NR_COUNTERS);
 BPF_PERCPU_ARRAY(xl_stats, struct xl_counter, XL_NR_COUNTERS);
 #endif
 
-#define XL_PROG(name) int name(struct xdp_md *ctx)
+#define XL_PROG_ENTRY(name) int name(struct xdp_md *ctx)
 #define XL_LICENSE /* BCC loads with license "GPL" */
 
 #endif /* XL_BCC */
@@ -68,6 +74,33 @@ _Static_assert(XL_XDP_ABORTED == XDP_ABORTED && XL_XDP_DROP == XDP_DROP &&
 /* Pointers to the frame, as the packet logic functions take them. */
 #define XL_DATA(ctx) ((void *)(long)(ctx)->data)
 #define XL_DATA_END(ctx) ((void *)(long)(ctx)->data_end)
+
+#ifdef XL_TARGET_IP
+#include "xdplab/proto.h"
+
+/* 1 if the frame is IPv4 to XL_TARGET_IP (the frames the program acts on). */
+XL_INLINE int xl_for_target(struct xdp_md *ctx)
+{
+	struct xl_ethhdr *eth = XL_DATA(ctx);
+	struct xl_iphdr *ip = (void *)(eth + 1);
+
+	if ((void *)(ip + 1) > XL_DATA_END(ctx))
+		return 0;
+	return eth->h_proto == xl_htons(XL_ETH_P_IP) &&
+	       ip->daddr == xl_htonl((xl_u32)(XL_TARGET_IP));
+}
+
+/* The entry point passes other frames; the program's body sees only the target's. */
+#define XL_PROG(name)                                                          \
+	XL_INLINE int name##_for_target(struct xdp_md *ctx);                   \
+	XL_PROG_ENTRY(name)                                                    \
+	{                                                                      \
+		return xl_for_target(ctx) ? name##_for_target(ctx) : XDP_PASS; \
+	}                                                                      \
+	XL_INLINE int name##_for_target(struct xdp_md *ctx)
+#else
+#define XL_PROG(name) XL_PROG_ENTRY(name)
+#endif
 
 /*
  * Frame length, taken before the packet logic runs. The barrier keeps the
