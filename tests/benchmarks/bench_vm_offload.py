@@ -79,7 +79,7 @@ def _ts(value):
     return datetime.datetime.fromisoformat(value).timestamp()
 
 
-def timed_run(extra):
+def timed_run(extra, keep=False):
     run_id = "xl-wbench-%s" % uuid.uuid4().hex[:8]
     t0 = time.monotonic()
     proc = run_playbook(PLAYBOOK, dict(extra, run_id=run_id), timeout=7200)
@@ -95,9 +95,12 @@ def timed_run(extra):
     statuses = {}
     for record in records:
         statuses[record["status"]] = statuses.get(record["status"], 0) + 1
-    for base in (os.path.join(ROOT, "results"), "/opt/xdplab/results"):
-        shutil.rmtree(os.path.join(base, run_id), ignore_errors=True)
-    return {"wall_s": wall, "measure_s": measure, "other_s": wall - measure, "cells": len(records),
+    if keep:
+        print("records and summary kept in %s" % os.path.join(ROOT, "results", run_id))
+    else:
+        for base in (os.path.join(ROOT, "results"), "/opt/xdplab/results"):
+            shutil.rmtree(os.path.join(base, run_id), ignore_errors=True)
+    return {"run_id": run_id, "wall_s": wall, "measure_s": measure, "other_s": wall - measure, "cells": len(records),
             "statuses": statuses}
 
 
@@ -110,15 +113,14 @@ def report(profile, start, r):
              r["measure_s"] / r["cells"] if r["cells"] else 0.0))
 
 
-def run(profiles=("quick",), cold_image=False):
+def run(profiles=("quick",), cold_image=False, starts=("bare", "warm"), keep=False):
     results = {}
     for profile in profiles:
         extra = bench_vars(profile, cold_image)
         try:
-            results[(profile, "bare")] = timed_run(extra)
-            report(profile, "bare", results[(profile, "bare")])
-            results[(profile, "warm")] = timed_run(extra)
-            report(profile, "warm", results[(profile, "warm")])
+            for start in starts:  # bare first: the warm run finds the lab the bare run left up
+                results[(profile, start)] = timed_run(extra, keep)
+                report(profile, start, results[(profile, start)])
         finally:
             run_playbook(PLAYBOOK, extra, tags=["teardown"], timeout=900)
             if cold_image:
@@ -140,5 +142,9 @@ if __name__ == "__main__":
     parser.add_argument("--profile", choices=["quick", "default", "both"], default="quick")
     parser.add_argument("--cold-image", action="store_true",
                         help="build the guest image into an empty cache of its own (a really bare machine)")
+    parser.add_argument("--bare-only", action="store_true",
+                        help="only the run from a bare machine (the default profile takes most of an hour per run)")
+    parser.add_argument("--keep-results", action="store_true", help="keep results/<run_id>/ of each run")
     args = parser.parse_args()
-    run(("quick", "default") if args.profile == "both" else (args.profile,), args.cold_image)
+    run(("quick", "default") if args.profile == "both" else (args.profile,), args.cold_image,
+        ("bare",) if args.bare_only else ("bare", "warm"), args.keep_results)

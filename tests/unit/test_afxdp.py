@@ -330,3 +330,32 @@ def test_worker_reports_a_failure_as_json_and_exits_1(drop_worker, tmp_path):
     assert "network namespace xl-xnosuchns does not exist" in last["error"]
     assert json.loads(stats.read_text())["status"] == "failed"
     assert last["counters"]["seen"] == {"packets": 0, "bytes": 0}
+
+
+@pytest.mark.parametrize("text,want", [
+    ("", {}),
+    (None, {}),
+    ("N=100", {"N": "100"}),
+    ("N=100,XL_FAST", {"N": "100", "XL_FAST": None}),
+])
+def test_parse_defines_text_reads_what_the_worker_reports(text, want):
+    assert A.parse_defines_text(text) == want
+    assert A.parse_defines_text(P.worker_defines_text(want)) == want  # round trip with the build side
+
+
+def test_prebuilt_info_refuses_what_is_not_an_executable_worker(tmp_path):
+    with pytest.raises(A.AfxdpError, match="does not exist or is not executable"):
+        A.prebuilt_info(str(tmp_path / "missing"))
+    script = tmp_path / "impostor"
+    script.write_text("#!/bin/sh\necho '{\"something\": 1}'\n")
+    script.chmod(0o755)
+    with pytest.raises(A.AfxdpError, match="is not an xdplab AF_XDP worker"):
+        A.prebuilt_info(str(script))
+
+
+def test_prebuilt_info_reads_info_and_digests_the_file(tmp_path):
+    script = tmp_path / "worker"
+    script.write_text("#!/bin/sh\n[ \"$1\" = --info ] && echo '{\"program\": \"drop\", \"defines\": \"N=3\"}'\n")
+    script.chmod(0o755)
+    info = A.prebuilt_info(str(script))
+    assert info["program"] == "drop" and info["defines"] == "N=3" and len(info["digest"]) == 64
