@@ -41,6 +41,11 @@ def xl_objects():
                   + [link["ifname"] for link in links if link["ifname"] in ("xl-lg0", "xl-dut0")])
 
 
+def _record_mtimes(run_id):
+    paths = glob.glob(os.path.join("/opt/xdplab/results", run_id, "records", "*.json"))
+    return dict((os.path.basename(p)[:-len(".json")], os.stat(p).st_mtime_ns) for p in paths)
+
+
 @pytest.fixture(scope="module")
 def run():
     if xl_objects():
@@ -49,7 +54,9 @@ def run():
     extra = {"run_id": run_id, "experiments": EXPERIMENTS, "results_report_enabled": False}
     first = run_playbook(PLAYBOOK, extra)
     second = run_playbook(PLAYBOOK, extra, tags=["measure"])
-    yield {"run_id": run_id, "first": first, "second": second,
+    mtimes = _record_mtimes(run_id)
+    third = run_playbook(PLAYBOOK, dict(extra, retry_failed=True), tags=["measure"])
+    yield {"run_id": run_id, "first": first, "second": second, "third": third, "mtimes": mtimes,
            "dir": os.path.join(ROOT, "results", run_id)}
     teardown = run_playbook(PLAYBOOK, {"run_id": run_id}, tags=["teardown"])
     shutil.rmtree(os.path.join(ROOT, "results", run_id), ignore_errors=True)
@@ -113,6 +120,16 @@ def test_rerun_with_the_same_run_id_skips_recorded_cells(run):
     assert "TASK [xdplab.offload.experiment : Deploy the program at the location]" not in second.stdout
     assert "TASK [xdplab.offload.experiment : Send traffic" not in second.stdout
     assert second.stdout.count("TASK [xdplab.offload.experiment : Look for an existing record (resume)]") == 5
+
+
+def test_retry_failed_runs_only_the_failed_cell_again(run):
+    third = run["third"]
+    assert third.returncode == 0, third.stdout[-4000:] + third.stderr
+    after = _record_mtimes(run["run_id"])
+    assert sorted(after) == sorted(run["mtimes"])
+    rewritten = sorted(cell for cell in after if after[cell] != run["mtimes"][cell])
+    assert rewritten == ["complexity-loop-n100-nowhere-s64-r0-rep1"]
+    assert records(run)["complexity-loop-n100-nowhere-s64-r0-rep1"]["status"] == "failed"
 
 
 def test_summary_has_one_row_per_cell_group(run):
