@@ -34,16 +34,12 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <linux/ethtool.h>
 #include <linux/if_link.h>
 #include <linux/if_xdp.h>
-#include <linux/sockios.h>
 #include <net/if.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -51,9 +47,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,6 +55,9 @@
 #include <bpf/libbpf.h>
 #include <xdp/xsk.h>
 
+#define XL_USER_ERR_PREFIX "xl-afxdp: "
+#define XL_USER_XSK
+#include "xdplab/user.h"
 #include "xdplab/types.h"
 #include "xdplab/stats.h"
 #include "xdplab/drop.h"
@@ -105,12 +101,12 @@ extern const char xl_redir_obj_start[], xl_redir_obj_end[];
 #define MAX_QUEUES 64 /* entries of the XSKMAP */
 #define FRAME_SIZE XSK_UMEM__DEFAULT_FRAME_SIZE
 #define MAX_BATCH 1024
-#define NETNS_RUN_DIR "/run/netns"
 
 /* ------------------------------------------------------------- options */
 
 enum copy_mode { COPY_AUTO, COPY_COPY, COPY_ZEROCOPY };
-static const char *copy_mode_names[] = { "auto", "copy", "zerocopy" };
+static const char *const copy_mode_names[] = { "auto", "copy", "zerocopy" };
+static const char *const attach_names[] = { "link", "netlink" };
 
 struct config {
 	const char *ifname;
@@ -155,11 +151,9 @@ struct worker {
 	struct xsk_ring_prod fq, tx;
 	struct xsk_ring_cons cq, rx;
 	int xsk_fd;
-	struct bpf_object *obj;
-	int prog_fd, xsks_fd, stats_fd;
+	struct xl_xdp_obj bpf; /* the redirect program, XSKMAP, counters */
 	int link_fd; /* BPF link, -1 with netlink attach */
 	bool attached;
-	uint32_t prog_id;
 	bool zerocopy; /* what the kernel says (XDP_OPTIONS) */
 	char fallback[320]; /* why the mode differs from the one asked for */
 	struct counter cnt[XL_NR_COUNTERS];
@@ -172,36 +166,12 @@ struct worker {
 };
 
 static struct worker w = {
-	.xsk_fd = -1, .prog_fd = -1, .xsks_fd = -1, .stats_fd = -1, .link_fd = -1,
+	.xsk_fd = -1, .bpf = XL_XDP_OBJ_INIT, .link_fd = -1,
 	.status = "starting",
 };
 static volatile sig_atomic_t stop_requested;
 
 /* ------------------------------------------------------------- helpers */
-
-static double now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double now_real(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
 
 static void usage(FILE *out)
 {
@@ -231,47 +201,17 @@ static void usage(FILE *out)
 "  -d, --duration SEC       stop after SEC seconds (default: at SIGTERM/SIGINT)\n"
 "      --info               print program, N, defines and version as JSON\n"
 "  -h, --help\n",
-		XL_PROGRAM_NAME, (unsigned long)(N), NETNS_RUN_DIR, MAX_QUEUES, MAX_BATCH,
+		XL_PROGRAM_NAME, (unsigned long)(N), XL_NETNS_RUN_DIR, MAX_QUEUES, MAX_BATCH,
 		XSK_RING_CONS__DEFAULT_NUM_DESCS);
-}
-
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
 }
 
 static void print_info(void)
 {
 	printf("{\"program\": ");
-	json_str(stdout, XL_PROGRAM_NAME);
+	xl_json_str(stdout, XL_PROGRAM_NAME);
 	printf(", \"n\": %lu, \"defines\": ", (unsigned long)(N));
-	json_str(stdout, XL_AFXDP_DEFINES);
+	xl_json_str(stdout, XL_AFXDP_DEFINES);
 	printf(", \"version\": \"%s\", \"redirect_program\": \"%s\"}\n", XL_AFXDP_VERSION, REDIR_PROG);
-}
-
-static long parse_long(const char *s, long min, long max, const char *opt)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < min || v > max) {
-		fprintf(stderr, "xl-afxdp: %s '%s' must be an integer in %ld..%ld\n", opt, s, min, max);
-		exit(2);
-	}
-	return v;
 }
 
 enum {
@@ -302,7 +242,6 @@ static void parse_args(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
 	char *end;
 	int c;
 
@@ -315,19 +254,10 @@ static void parse_args(int argc, char **argv)
 			cfg.netns = optarg;
 			break;
 		case 'q':
-			cfg.queue = (unsigned int)parse_long(optarg, 0, MAX_QUEUES - 1, "--queue");
+			cfg.queue = (unsigned int)xl_parse_ll(optarg, 0, MAX_QUEUES - 1, "--queue");
 			break;
 		case OPT_COPY_MODE:
-			if (!strcmp(optarg, "auto"))
-				cfg.copy_mode = COPY_AUTO;
-			else if (!strcmp(optarg, "copy"))
-				cfg.copy_mode = COPY_COPY;
-			else if (!strcmp(optarg, "zerocopy"))
-				cfg.copy_mode = COPY_ZEROCOPY;
-			else {
-				fprintf(stderr, "xl-afxdp: --copy-mode must be auto, copy or zerocopy, not '%s'\n", optarg);
-				exit(2);
-			}
+			cfg.copy_mode = xl_parse_choice(optarg, "--copy-mode", copy_mode_names, 3);
 			break;
 		case OPT_NEED_WAKEUP:
 			cfg.need_wakeup = true;
@@ -342,43 +272,25 @@ static void parse_args(int argc, char **argv)
 			cfg.busy_poll = false;
 			break;
 		case 'b':
-			cfg.batch = (unsigned int)parse_long(optarg, 1, MAX_BATCH, "--batch-size");
+			cfg.batch = (unsigned int)xl_parse_ll(optarg, 1, MAX_BATCH, "--batch-size");
 			break;
 		case 'c':
-			cfg.cpu = (int)parse_long(optarg, 0, ncpu > 0 ? ncpu - 1 : 0, "--cpu");
+			cfg.cpu = xl_parse_cpu(optarg, "--cpu");
 			break;
 		case OPT_XDP_MODE:
-			if (!strcmp(optarg, "driver"))
-				cfg.generic = false;
-			else if (!strcmp(optarg, "generic"))
-				cfg.generic = true;
-			else {
-				fprintf(stderr, "xl-afxdp: --xdp-mode must be driver or generic, not '%s'\n", optarg);
-				exit(2);
-			}
+			cfg.generic = xl_parse_xdp_mode(optarg);
 			break;
 		case OPT_ATTACH:
-			if (!strcmp(optarg, "link"))
-				cfg.netlink = false;
-			else if (!strcmp(optarg, "netlink"))
-				cfg.netlink = true;
-			else {
-				fprintf(stderr, "xl-afxdp: --attach must be link or netlink, not '%s'\n", optarg);
-				exit(2);
-			}
+			cfg.netlink = xl_parse_choice(optarg, "--attach", attach_names, 2) == 1;
 			break;
 		case OPT_RING:
-			cfg.ring = (unsigned int)parse_long(optarg, 64, 16384, "--ring-size");
-			if (cfg.ring & (cfg.ring - 1)) {
-				fprintf(stderr, "xl-afxdp: --ring-size %u is not a power of 2\n", cfg.ring);
-				exit(2);
-			}
+			cfg.ring = xl_parse_pow2(optarg, 64, 16384, "--ring-size");
 			break;
 		case 's':
 			cfg.stats_file = optarg;
 			break;
 		case OPT_STATS_MS:
-			cfg.stats_ms = (unsigned int)parse_long(optarg, 10, 60000, "--stats-interval");
+			cfg.stats_ms = (unsigned int)xl_parse_ll(optarg, 10, 60000, "--stats-interval");
 			break;
 		case 'd':
 			errno = 0;
@@ -403,20 +315,7 @@ static void parse_args(int argc, char **argv)
 		fprintf(stderr, "xl-afxdp: unexpected argument '%s' (see --help)\n", argv[optind]);
 		exit(2);
 	}
-	if (!cfg.ifname || !*cfg.ifname) {
-		fprintf(stderr, "xl-afxdp: no interface given: use --interface NAME\n");
-		exit(2);
-	}
-	if (strlen(cfg.ifname) >= IF_NAMESIZE) {
-		fprintf(stderr, "xl-afxdp: interface name '%s' is longer than %d characters\n", cfg.ifname,
-			IF_NAMESIZE - 1);
-		exit(2);
-	}
-	if (cfg.netns && (!*cfg.netns || strchr(cfg.netns, '/') || !strcmp(cfg.netns, ".") ||
-			  !strcmp(cfg.netns, ".."))) {
-		fprintf(stderr, "xl-afxdp: --netns '%s' is not a namespace name\n", cfg.netns);
-		exit(2);
-	}
+	xl_check_interface_args(cfg.ifname, cfg.netns);
 	if (cfg.batch > cfg.ring) {
 		fprintf(stderr, "xl-afxdp: --batch-size %u is larger than the ring (%u)\n", cfg.batch, cfg.ring);
 		exit(2);
@@ -431,31 +330,17 @@ static void counter_json(FILE *f, const char *name, const struct counter *c, boo
 		(unsigned long long)c->bytes, comma ? ", " : "");
 }
 
+/* The redirect program's xl_stats (struct xl_counter: packets, bytes), summed over the CPUs. */
 static void kernel_counters(struct counter out[XL_NR_COUNTERS], bool *ok)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	struct xl_counter *vals;
-	__u32 key;
-	int i;
+	uint64_t sum[XL_NR_COUNTERS * 2];
+	int key;
 
-	memset(out, 0, sizeof(struct counter) * XL_NR_COUNTERS);
-	*ok = false;
-	if (w.stats_fd < 0 || ncpu <= 0)
-		return;
-	vals = calloc(ncpu, sizeof(*vals));
-	if (!vals)
-		return;
+	*ok = xl_percpu_sum(w.bpf.stats_fd, XL_NR_COUNTERS, 2, sum);
 	for (key = 0; key < XL_NR_COUNTERS; key++) {
-		if (bpf_map_lookup_elem(w.stats_fd, &key, vals))
-			goto out;
-		for (i = 0; i < ncpu; i++) {
-			out[key].packets += vals[i].packets;
-			out[key].bytes += vals[i].bytes;
-		}
+		out[key].packets = sum[key * 2];
+		out[key].bytes = sum[key * 2 + 1];
 	}
-	*ok = true;
-out:
-	free(vals);
 }
 
 static const char *counter_names[XL_NR_COUNTERS] = { "seen", "dropped", "tx", "passed", "redirected" };
@@ -463,37 +348,34 @@ static const char *counter_names[XL_NR_COUNTERS] = { "seen", "dropped", "tx", "p
 static void write_stats(FILE *f)
 {
 	struct xdp_statistics xs;
-	socklen_t len = sizeof(xs);
 	struct counter kc[XL_NR_COUNTERS];
-	bool have_xs = false, have_kc;
-	double end = w.stopped_mono > 0 ? w.stopped_mono : now_mono();
+	bool have_xs, have_kc;
+	double end = w.stopped_mono > 0 ? w.stopped_mono : xl_now_mono();
 	int i;
 
-	memset(&xs, 0, sizeof(xs));
-	if (w.xsk_fd >= 0 && getsockopt(w.xsk_fd, SOL_XDP, XDP_STATISTICS, &xs, &len) == 0)
-		have_xs = true;
+	have_xs = xl_xsk_statistics(w.xsk_fd, &xs);
 	kernel_counters(kc, &have_kc);
 
 	fprintf(f, "{\"status\": \"%s\", \"pid\": %d, \"version\": \"%s\", \"program\": ", w.status, (int)getpid(),
 		XL_AFXDP_VERSION);
-	json_str(f, XL_PROGRAM_NAME);
+	xl_json_str(f, XL_PROGRAM_NAME);
 	fprintf(f, ", \"n\": %lu, \"defines\": ", (unsigned long)(N));
-	json_str(f, XL_AFXDP_DEFINES);
+	xl_json_str(f, XL_AFXDP_DEFINES);
 	fprintf(f, ", \"interface\": ");
-	json_str(f, cfg.ifname);
+	xl_json_str(f, cfg.ifname);
 	fprintf(f, ", \"netns\": ");
 	if (cfg.netns)
-		json_str(f, cfg.netns);
+		xl_json_str(f, cfg.netns);
 	else
 		fprintf(f, "null");
 	fprintf(f, ", \"ifindex\": %d, \"driver\": ", w.ifindex);
-	json_str(f, w.driver);
+	xl_json_str(f, w.driver);
 	fprintf(f, ", \"queue\": %u, \"xdp_mode\": \"%s\", \"copy_mode\": \"%s\", \"bind_mode\": %s, "
 		   "\"fallback\": ",
 		cfg.queue, cfg.generic ? "generic" : "driver", copy_mode_names[cfg.copy_mode],
 		w.xsk ? (w.zerocopy ? "\"zerocopy\"" : "\"copy\"") : "null");
 	if (w.fallback[0])
-		json_str(f, w.fallback);
+		xl_json_str(f, w.fallback);
 	else
 		fprintf(f, "null");
 	fprintf(f, ", \"need_wakeup\": %s, \"busy_poll\": %s, \"batch_size\": %u, \"cpu\": ",
@@ -503,7 +385,7 @@ static void write_stats(FILE *f)
 	else
 		fprintf(f, "null");
 	fprintf(f, ", \"ring_size\": %u, \"frames\": %u, \"attach\": \"%s\", \"prog_id\": %u, \"prog_name\": \"%s\", ",
-		cfg.ring, w.nframes, cfg.netlink ? "netlink" : "link", w.prog_id, REDIR_PROG);
+		cfg.ring, w.nframes, cfg.netlink ? "netlink" : "link", w.bpf.prog_id, REDIR_PROG);
 	fprintf(f, "\"counters\": {");
 	for (i = 0; i < XL_NR_COUNTERS; i++)
 		counter_json(f, counter_names[i], &w.cnt[i], i + 1 < XL_NR_COUNTERS);
@@ -514,11 +396,7 @@ static void write_stats(FILE *f)
 		(unsigned long long)w.rx_wakeups, (unsigned long long)w.tx_wakeups, (unsigned long long)w.polls);
 	fprintf(f, "\"xsk\": ");
 	if (have_xs)
-		fprintf(f, "{\"rx_dropped\": %llu, \"rx_invalid_descs\": %llu, \"tx_invalid_descs\": %llu, "
-			   "\"rx_ring_full\": %llu, \"rx_fill_ring_empty_descs\": %llu, \"tx_ring_empty_descs\": %llu}",
-			(unsigned long long)xs.rx_dropped, (unsigned long long)xs.rx_invalid_descs,
-			(unsigned long long)xs.tx_invalid_descs, (unsigned long long)xs.rx_ring_full,
-			(unsigned long long)xs.rx_fill_ring_empty_descs, (unsigned long long)xs.tx_ring_empty_descs);
+		xl_json_xsk_statistics(f, &xs);
 	else
 		fprintf(f, "null");
 	fprintf(f, ", \"kernel\": ");
@@ -533,10 +411,10 @@ static void write_stats(FILE *f)
 	}
 	fprintf(f, ", \"cpu_ns\": %llu, \"started_at\": %.3f, \"updated_at\": %.3f, \"elapsed_s\": %.6f, "
 		   "\"error\": ",
-		(unsigned long long)thread_cpu_ns(), w.started_s, now_real(),
+		(unsigned long long)xl_clock_ns(CLOCK_THREAD_CPUTIME_ID), w.started_s, xl_now_real(),
 		w.started_mono > 0 ? end - w.started_mono : 0.0);
 	if (w.error[0])
-		json_str(f, w.error);
+		xl_json_str(f, w.error);
 	else
 		fprintf(f, "null");
 	fprintf(f, ", \"errno\": %d}\n", w.err);
@@ -578,69 +456,22 @@ static void fail(int err, const char *fmt, ...)
 
 static int enter_netns(void)
 {
-	char path[PATH_MAX];
-	int fd;
+	char msg[sizeof(w.error)];
+	int err;
 
 	if (!cfg.netns)
 		return 0;
-	snprintf(path, sizeof(path), "%s/%s", NETNS_RUN_DIR, cfg.netns);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		fail(errno, "network namespace %s does not exist (%s: %s)", cfg.netns, path, strerror(errno));
+	err = xl_enter_netns(cfg.netns, "", msg, sizeof(msg));
+	if (err) {
+		fail(err, "%s", msg);
 		return -1;
 	}
-	if (setns(fd, CLONE_NEWNET)) {
-		fail(errno, "cannot enter network namespace %s: %s", cfg.netns, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	close(fd);
 	return 0;
-}
-
-static int ethtool_ioctl(void *data)
-{
-	struct ifreq ifr;
-	int fd, ret;
-
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	memset(&ifr, 0, sizeof(ifr));
-	strncpy(ifr.ifr_name, cfg.ifname, IFNAMSIZ - 1);
-	ifr.ifr_data = data;
-	ret = ioctl(fd, SIOCETHTOOL, &ifr) ? -errno : 0;
-	close(fd);
-	return ret;
-}
-
-static void read_driver(void)
-{
-	struct ethtool_drvinfo info = { .cmd = ETHTOOL_GDRVINFO };
-
-	if (ethtool_ioctl(&info) == 0)
-		snprintf(w.driver, sizeof(w.driver), "%s", info.driver);
-}
-
-/* Number of RX queues (ethtool channels), 0 if the driver does not say. */
-static unsigned int rx_queues(void)
-{
-	struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
-
-	if (ethtool_ioctl(&ch))
-		return 0;
-	return ch.rx_count > ch.combined_count ? ch.rx_count : ch.combined_count;
 }
 
 static const char *where(void)
 {
-	static char buf[IF_NAMESIZE + 300];
-
-	if (cfg.netns)
-		snprintf(buf, sizeof(buf), "%s in namespace %s", cfg.ifname, cfg.netns);
-	else
-		snprintf(buf, sizeof(buf), "%s", cfg.ifname);
-	return buf;
+	return xl_where(cfg.ifname, cfg.netns);
 }
 
 static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -652,38 +483,24 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list 
 
 static int load_redirect(void)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "xl_afxdp_redirect");
-	struct bpf_program *prog;
-	struct bpf_map *map;
-	struct bpf_prog_info info;
-	__u32 len = sizeof(info);
 	int err;
 
-	w.obj = bpf_object__open_mem(xl_redir_obj_start, xl_redir_obj_end - xl_redir_obj_start, &oo);
-	if (!w.obj) {
-		fail(errno, "cannot open the embedded redirect program: %s", strerror(errno));
-		return -1;
+	switch (xl_xdp_obj_load(&w.bpf, "xl_afxdp_redirect", xl_redir_obj_start, xl_redir_obj_end, REDIR_PROG,
+				REDIR_XSKMAP, REDIR_STATS, &err)) {
+	case XL_OBJ_OK:
+		return 0;
+	case XL_OBJ_OPEN:
+		fail(err, "cannot open the embedded redirect program: %s", strerror(err));
+		break;
+	case XL_OBJ_LOAD:
+		fail(err, "the kernel rejected the redirect program %s: %s%s", REDIR_PROG, strerror(err),
+		     err == EPERM ? XL_BPF_ROOT_HINT : "");
+		break;
+	case XL_OBJ_LOOKUP:
+		fail(err, "the embedded redirect object lacks %s or %s", REDIR_PROG, REDIR_XSKMAP);
+		break;
 	}
-	err = bpf_object__load(w.obj);
-	if (err) {
-		fail(err, "the kernel rejected the redirect program %s: %s%s", REDIR_PROG, strerror(-err),
-		     -err == EPERM ? " (run as root: loading BPF needs CAP_BPF and CAP_NET_ADMIN)" : "");
-		return -1;
-	}
-	prog = bpf_object__find_program_by_name(w.obj, REDIR_PROG);
-	map = bpf_object__find_map_by_name(w.obj, REDIR_XSKMAP);
-	if (!prog || !map) {
-		fail(ENOENT, "the embedded redirect object lacks %s or %s", REDIR_PROG, REDIR_XSKMAP);
-		return -1;
-	}
-	w.prog_fd = bpf_program__fd(prog);
-	w.xsks_fd = bpf_map__fd(map);
-	map = bpf_object__find_map_by_name(w.obj, REDIR_STATS);
-	w.stats_fd = map ? bpf_map__fd(map) : -1;
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(w.prog_fd, &info, &len) == 0)
-		w.prog_id = info.id;
-	return 0;
+	return -1;
 }
 
 static int create_umem(void)
@@ -695,21 +512,14 @@ static int create_umem(void)
 		.frame_headroom = XSK_UMEM__DEFAULT_FRAME_HEADROOM,
 		.flags = 0,
 	};
+	char msg[sizeof(w.error)];
 	int err;
 
 	w.nframes = cfg.ring * 2;
 	w.umem_size = (size_t)w.nframes * FRAME_SIZE;
-	w.umem_area = mmap(NULL, w.umem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-			   -1, 0);
-	if (w.umem_area == MAP_FAILED) {
-		w.umem_area = NULL;
-		fail(errno, "cannot allocate %zu bytes of UMEM: %s", w.umem_size, strerror(errno));
-		return -1;
-	}
-	err = xsk_umem__create(&w.umem, w.umem_area, w.umem_size, &w.fq, &w.cq, &ucfg);
+	err = xl_umem_create(&w.umem_area, w.umem_size, &w.umem, &w.fq, &w.cq, &ucfg, msg, sizeof(msg));
 	if (err) {
-		w.umem = NULL;
-		fail(err, "cannot register the UMEM (%zu bytes): %s", w.umem_size, strerror(-err));
+		fail(err, "%s", msg);
 		return -1;
 	}
 	return 0;
@@ -717,14 +527,7 @@ static int create_umem(void)
 
 static void destroy_umem(void)
 {
-	if (w.umem) {
-		xsk_umem__delete(w.umem);
-		w.umem = NULL;
-	}
-	if (w.umem_area) {
-		munmap(w.umem_area, w.umem_size);
-		w.umem_area = NULL;
-	}
+	xl_umem_destroy(&w.umem, &w.umem_area, w.umem_size);
 }
 
 /* One bind attempt with BIND_FLAGS; returns -errno, the UMEM is freed on failure. */
@@ -752,13 +555,11 @@ static int try_socket(__u16 bind_flags)
 
 static int create_socket(void)
 {
-	struct xdp_options xo;
-	socklen_t len = sizeof(xo);
 	unsigned int nq;
 	__u16 flags;
 	int err;
 
-	nq = rx_queues();
+	nq = xl_rx_queues(cfg.ifname);
 	if (nq && cfg.queue >= nq) {
 		fail(EINVAL, "%s has no RX queue %u (it has %u): choose queue 0..%u", where(), cfg.queue, nq,
 		     nq - 1);
@@ -801,34 +602,9 @@ static int create_socket(void)
 		return -1;
 	}
 	w.xsk_fd = xsk_socket__fd(w.xsk);
-	memset(&xo, 0, sizeof(xo));
-	if (getsockopt(w.xsk_fd, SOL_XDP, XDP_OPTIONS, &xo, &len) == 0)
-		w.zerocopy = xo.flags & XDP_OPTIONS_ZEROCOPY;
-	else
+	if (xl_xsk_zerocopy(w.xsk_fd, &w.zerocopy))
 		w.zerocopy = flags == XDP_ZEROCOPY;
 	return 0;
-}
-
-static void describe_attached(char *buf, size_t size)
-{
-	LIBBPF_OPTS(bpf_xdp_query_opts, q);
-	struct bpf_prog_info info;
-	__u32 len = sizeof(info);
-	int fd;
-
-	buf[0] = '\0';
-	if (bpf_xdp_query(w.ifindex, 0, &q) || !q.prog_id)
-		return;
-	memset(&info, 0, sizeof(info));
-	fd = bpf_prog_get_fd_by_id(q.prog_id);
-	if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
-		snprintf(buf, size, " (id %u, name %s, %s mode)", q.prog_id, info.name,
-			 q.attach_mode == XDP_ATTACHED_SKB ? "generic" :
-			 q.attach_mode == XDP_ATTACHED_DRV ? "driver" : "other");
-	else
-		snprintf(buf, size, " (id %u)", q.prog_id);
-	if (fd >= 0)
-		close(fd);
 }
 
 static int attach_redirect(void)
@@ -838,11 +614,11 @@ static int attach_redirect(void)
 	int err;
 
 	if (cfg.netlink) {
-		err = bpf_xdp_attach(w.ifindex, w.prog_fd, mode | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
+		err = bpf_xdp_attach(w.ifindex, w.bpf.prog_fd, mode | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
 	} else {
 		LIBBPF_OPTS(bpf_link_create_opts, lo, .flags = mode);
 
-		w.link_fd = bpf_link_create(w.prog_fd, w.ifindex, BPF_XDP, &lo);
+		w.link_fd = bpf_link_create(w.bpf.prog_fd, w.ifindex, BPF_XDP, &lo);
 		err = w.link_fd < 0 ? -errno : 0;
 		if (w.link_fd < 0)
 			w.link_fd = -1;
@@ -852,7 +628,7 @@ static int attach_redirect(void)
 		return 0;
 	}
 	if (err == -EBUSY || err == -EEXIST) {
-		describe_attached(other, sizeof(other));
+		xl_describe_attached(w.ifindex, true, other, sizeof(other));
 		fail(err, "%s already has an XDP program attached%s; detach it first (the worker attaches its own "
 			  "redirect program)", where(), other);
 	} else if (!cfg.generic && (err == -EOPNOTSUPP || err == -EINVAL)) {
@@ -873,7 +649,7 @@ static void detach_redirect(void)
 		close(w.link_fd);
 		w.link_fd = -1;
 	} else {
-		LIBBPF_OPTS(bpf_xdp_attach_opts, ao, .old_prog_fd = w.prog_fd);
+		LIBBPF_OPTS(bpf_xdp_attach_opts, ao, .old_prog_fd = w.bpf.prog_fd);
 		__u32 mode = cfg.generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
 
 		/* only if it is still ours */
@@ -884,15 +660,10 @@ static void detach_redirect(void)
 
 static int fill_all(void)
 {
-	__u32 idx = 0, i;
-
-	if (xsk_ring_prod__reserve(&w.fq, w.nframes, &idx) != w.nframes) {
+	if (xl_fill_ring(&w.fq, w.nframes, FRAME_SIZE)) {
 		fail(ENOSPC, "cannot put %u frames on the FILL ring", w.nframes);
 		return -1;
 	}
-	for (i = 0; i < w.nframes; i++)
-		*xsk_ring_prod__fill_addr(&w.fq, idx++) = (__u64)i * FRAME_SIZE;
-	xsk_ring_prod__submit(&w.fq, w.nframes);
 	return 0;
 }
 
@@ -906,11 +677,7 @@ static void cleanup(void)
 		w.xsk_fd = -1;
 	}
 	destroy_umem();
-	if (w.obj) {
-		bpf_object__close(w.obj);
-		w.obj = NULL;
-		w.stats_fd = w.prog_fd = w.xsks_fd = -1;
-	}
+	xl_xdp_obj_close(&w.bpf);
 }
 
 /* ------------------------------------------------------------- data path */
@@ -1019,7 +786,7 @@ static void on_signal(int sig)
 static int run(void)
 {
 	struct pollfd pfd = { .fd = w.xsk_fd, .events = POLLIN };
-	double next_stats = now_mono() + cfg.stats_ms / 1000.0;
+	double next_stats = xl_now_mono() + cfg.stats_ms / 1000.0;
 	double deadline = cfg.duration > 0 ? w.started_mono + cfg.duration : 0;
 	int timeout_ms = cfg.stats_ms < 100 ? (int)cfg.stats_ms : 100;
 
@@ -1042,8 +809,8 @@ static int run(void)
 		rx_batch();
 		complete_tx();
 
-		if (now_mono() >= next_stats) {
-			double t = now_mono();
+		if (xl_now_mono() >= next_stats) {
+			double t = xl_now_mono();
 
 			if (if_nametoindex(cfg.ifname) != (unsigned int)w.ifindex) {
 				fail(ENODEV, "interface %s disappeared; the worker stops", where());
@@ -1063,32 +830,18 @@ static int run(void)
 
 int main(int argc, char **argv)
 {
-	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
-	struct sigaction sa;
 	int rc = 1;
 
 	parse_args(argc, argv);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	libbpf_set_print(libbpf_quiet);
-	w.started_s = now_real();
+	w.started_s = xl_now_real();
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal; /* no SA_RESTART: poll() returns EINTR */
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	setrlimit(RLIMIT_MEMLOCK, &unlimited); /* best effort: root has CAP_IPC_LOCK anyway */
+	xl_process_setup(on_signal); /* no SA_RESTART: poll() returns EINTR */
 
-	if (cfg.cpu >= 0) {
-		cpu_set_t set;
-
-		CPU_ZERO(&set);
-		CPU_SET(cfg.cpu, &set);
-		if (sched_setaffinity(0, sizeof(set), &set)) {
-			fail(errno, "cannot pin the worker to CPU %d: %s", cfg.cpu, strerror(errno));
-			goto out;
-		}
+	if (cfg.cpu >= 0 && xl_pin_cpu(cfg.cpu)) {
+		fail(errno, "cannot pin the worker to CPU %d: %s", cfg.cpu, strerror(errno));
+		goto out;
 	}
 	if (enter_netns())
 		goto out;
@@ -1097,10 +850,10 @@ int main(int argc, char **argv)
 		fail(ENODEV, "interface %s does not exist", where());
 		goto out;
 	}
-	read_driver();
+	xl_read_driver(cfg.ifname, w.driver, sizeof(w.driver));
 	if (load_redirect() || create_socket() || fill_all())
 		goto out;
-	if (bpf_map_update_elem(w.xsks_fd, &cfg.queue, &w.xsk_fd, BPF_ANY)) {
+	if (bpf_map_update_elem(w.bpf.xsks_fd, &cfg.queue, &w.xsk_fd, BPF_ANY)) {
 		fail(errno, "cannot put the socket into the XSKMAP: %s", strerror(errno));
 		goto out;
 	}
@@ -1108,19 +861,19 @@ int main(int argc, char **argv)
 		goto out;
 
 	w.status = "running";
-	w.started_mono = now_mono();
+	w.started_mono = xl_now_mono();
 	save_stats();
 	fprintf(stderr, "xl-afxdp: %s on %s queue %u: %s XDP, %s mode, prog id %u, pid %d\n", XL_PROGRAM_NAME,
 		where(), cfg.queue, cfg.generic ? "generic" : "driver", w.zerocopy ? "zero-copy" : "copy",
-		w.prog_id, (int)getpid());
+		w.bpf.prog_id, (int)getpid());
 	if (run() == 0) {
 		w.status = "stopped";
 		rc = 0;
 	}
-	w.stopped_mono = now_mono();
+	w.stopped_mono = xl_now_mono();
 out:
 	if (w.started_mono > 0 && w.stopped_mono == 0)
-		w.stopped_mono = now_mono();
+		w.stopped_mono = xl_now_mono();
 	detach_redirect();
 	save_stats(); /* with the socket's final statistics, before it is closed */
 	write_stats(stdout);

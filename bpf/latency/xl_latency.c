@@ -41,18 +41,15 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <ifaddrs.h>
 #include <limits.h>
-#include <linux/ethtool.h>
 #include <linux/if_link.h>
 #include <linux/if_packet.h>
 #include <linux/if_xdp.h>
 #include <linux/sockios.h>
 #include <math.h>
 #include <net/if.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -61,8 +58,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,6 +66,9 @@
 #include <bpf/libbpf.h>
 #include <xdp/xsk.h>
 
+#define XL_USER_ERR_PREFIX "xl-latency: error: "
+#define XL_USER_XSK
+#include "xdplab/user.h"
 #include "xdplab/types.h"
 #include "xdplab/proto.h"
 #include "xl_latency.h"
@@ -95,7 +93,6 @@ extern const char xl_lat_obj_start[], xl_lat_obj_end[];
 #define PROG_NAME "xl_latency_rx"
 #define XSKMAP_NAME "xl_lat_xsks"
 #define STATS_NAME "xl_lat_stats"
-#define NETNS_RUN_DIR "/run/netns"
 #define FRAME_SIZE XSK_UMEM__DEFAULT_FRAME_SIZE
 #define MIN_SIZE 60		/* frame length without FCS: 64 bytes on the wire */
 #define MAX_SIZE 1518		/* veth accepts MTU + 14 + VLAN tag */
@@ -214,10 +211,9 @@ struct client {
 	uint64_t *tx_free;
 	unsigned int tx_nfree;
 	/* XDP */
-	struct bpf_object *obj;
-	int prog_fd, xsks_fd, stats_fd, link_fd;
+	struct xl_xdp_obj bpf;
+	int link_fd;
 	bool attached, netlink_attached;
-	uint32_t prog_id;
 	/* run */
 	struct slot *slots;
 	uint64_t submitted, consumed;	/* TX descriptors written / taken by the kernel */
@@ -240,7 +236,7 @@ struct client {
 	bool have_link;
 };
 
-static struct client c = { .xsk_fd = -1, .prog_fd = -1, .xsks_fd = -1, .stats_fd = -1, .link_fd = -1 };
+static struct client c = { .xsk_fd = -1, .bpf = XL_XDP_OBJ_INIT, .link_fd = -1 };
 static volatile sig_atomic_t stop_requested;
 
 /* ------------------------------------------------------------- helpers */
@@ -258,22 +254,6 @@ static void die(int code, const char *fmt, ...)
 	fputc('\n', stderr);
 	cleanup();
 	exit(code);
-}
-
-static inline uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-static double now_real(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void usage(FILE *out)
@@ -311,23 +291,7 @@ static void usage(FILE *out)
 "      --dump-frame SEQ   print query SEQ as hex (no root, nothing sent) and exit\n"
 "  -v, --verbose\n"
 "  -h, --help\n",
-		NETNS_RUN_DIR, MIN_SIZE, MAX_SIZE, MIN_SIZE);
-}
-
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; s && *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
+		XL_NETNS_RUN_DIR, MIN_SIZE, MAX_SIZE, MIN_SIZE);
 }
 
 static void json_num(FILE *f, double v)
@@ -347,18 +311,6 @@ static double parse_double(const char *s, double min, double max, const char *op
 	v = strtod(s, &end);
 	if (errno || end == s || *end || isnan(v) || v < min || v > max)
 		die(EXIT_USAGE, "%s '%s' must be a number in %g..%g", opt, s, min, max);
-	return v;
-}
-
-static long long parse_ll(const char *s, long long min, long long max, const char *opt)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v < min || v > max)
-		die(EXIT_USAGE, "%s '%s' must be an integer in %lld..%lld", opt, s, min, max);
 	return v;
 }
 
@@ -383,6 +335,8 @@ static uint32_t parse_ip(const char *s, const char *opt)
 		die(EXIT_USAGE, "%s '%s' is not an IPv4 address", opt, s);
 	return a.s_addr;
 }
+
+static const char *const copy_modes[] = { "copy", "auto" };
 
 enum {
 	OPT_QNAME = 256, OPT_SRC_MAC, OPT_DST_MAC, OPT_SRC_IP, OPT_DST_IP, OPT_SRC_PORT, OPT_DST_PORT,
@@ -418,7 +372,6 @@ static void parse_args(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
 	int ch;
 
 	cfg.src_ip = inet_addr("198.18.0.1");
@@ -442,7 +395,7 @@ static void parse_args(int argc, char **argv)
 				die(EXIT_USAGE, "--duration must be more than 0 seconds");
 			break;
 		case 's':
-			cfg.size = (int)parse_ll(optarg, MIN_SIZE, MAX_SIZE, "--size");
+			cfg.size = (int)xl_parse_ll(optarg, MIN_SIZE, MAX_SIZE, "--size");
 			break;
 		case OPT_QNAME:
 			cfg.qname = optarg;
@@ -461,52 +414,40 @@ static void parse_args(int argc, char **argv)
 			cfg.dst_ip = parse_ip(optarg, "--dst-ip");
 			break;
 		case OPT_SRC_PORT:
-			cfg.src_port = (uint16_t)parse_ll(optarg, 1, 65535, "--src-port");
+			cfg.src_port = (uint16_t)xl_parse_ll(optarg, 1, 65535, "--src-port");
 			break;
 		case OPT_DST_PORT:
-			cfg.dst_port = (uint16_t)parse_ll(optarg, 1, 65535, "--dst-port");
+			cfg.dst_port = (uint16_t)xl_parse_ll(optarg, 1, 65535, "--dst-port");
 			break;
 		case 'q':
-			cfg.queue = (unsigned int)parse_ll(optarg, 0, XL_LAT_MAX_QUEUES - 1, "--queue");
+			cfg.queue = (unsigned int)xl_parse_ll(optarg, 0, XL_LAT_MAX_QUEUES - 1, "--queue");
 			break;
 		case 'c':
-			cfg.cpu = (int)parse_ll(optarg, 0, ncpu > 0 ? ncpu - 1 : 0, "--cpu");
+			cfg.cpu = xl_parse_cpu(optarg, "--cpu");
 			break;
 		case 'b':
-			cfg.batch = (unsigned int)parse_ll(optarg, 1, MAX_BATCH, "--batch");
+			cfg.batch = (unsigned int)xl_parse_ll(optarg, 1, MAX_BATCH, "--batch");
 			break;
 		case 't':
 			cfg.timeout_ms = parse_double(optarg, 0, 60000, "--timeout");
 			break;
 		case OPT_SAMPLES:
-			cfg.samples = (unsigned int)parse_ll(optarg, 0, 1000000, "--samples");
+			cfg.samples = (unsigned int)xl_parse_ll(optarg, 0, 1000000, "--samples");
 			break;
 		case OPT_NO_HIST:
 			cfg.hist = false;
 			break;
 		case OPT_XDP_MODE:
-			if (!strcmp(optarg, "driver"))
-				cfg.generic = false;
-			else if (!strcmp(optarg, "generic"))
-				cfg.generic = true;
-			else
-				die(EXIT_USAGE, "--xdp-mode must be driver or generic, not '%s'", optarg);
+			cfg.generic = xl_parse_xdp_mode(optarg);
 			break;
 		case OPT_COPY_MODE:
-			if (!strcmp(optarg, "copy"))
-				cfg.copy_only = true;
-			else if (!strcmp(optarg, "auto"))
-				cfg.copy_only = false;
-			else
-				die(EXIT_USAGE, "--copy-mode must be copy or auto, not '%s'", optarg);
+			cfg.copy_only = xl_parse_choice(optarg, "--copy-mode", copy_modes, 2) == 0;
 			break;
 		case OPT_RING:
-			cfg.ring = (unsigned int)parse_ll(optarg, 64, 16384, "--ring-size");
-			if (cfg.ring & (cfg.ring - 1))
-				die(EXIT_USAGE, "--ring-size %u is not a power of 2", cfg.ring);
+			cfg.ring = xl_parse_pow2(optarg, 64, 16384, "--ring-size");
 			break;
 		case OPT_DUMP:
-			cfg.dump_seq = parse_ll(optarg, 0, UINT32_MAX, "--dump-frame");
+			cfg.dump_seq = xl_parse_ll(optarg, 0, UINT32_MAX, "--dump-frame");
 			break;
 		case 'v':
 			cfg.verbose = true;
@@ -523,13 +464,7 @@ static void parse_args(int argc, char **argv)
 		die(EXIT_USAGE, "unexpected argument '%s' (see --help)", argv[optind]);
 	if (cfg.dump_seq >= 0)
 		return;
-	if (!cfg.ifname || !*cfg.ifname)
-		die(EXIT_USAGE, "no interface given: use --interface NAME");
-	if (strlen(cfg.ifname) >= IF_NAMESIZE)
-		die(EXIT_USAGE, "interface name '%s' is longer than %d characters", cfg.ifname, IF_NAMESIZE - 1);
-	if (cfg.netns && (!*cfg.netns || strchr(cfg.netns, '/') || !strcmp(cfg.netns, ".") ||
-			  !strcmp(cfg.netns, "..")))
-		die(EXIT_USAGE, "--netns '%s' is not a namespace name", cfg.netns);
+	xl_check_interface_args(cfg.ifname, cfg.netns);
 	if (cfg.rate * cfg.duration > (double)MAX_QUERIES)
 		die(EXIT_USAGE, "rate x duration = %.0f queries is more than %llu; shorten the run",
 		    cfg.rate * cfg.duration, MAX_QUERIES);
@@ -851,68 +786,28 @@ static bool read_link_stats(struct rtnl_link_stats *out)
 
 static void enter_netns(void)
 {
-	char path[PATH_MAX];
-	int fd;
+	char msg[512];
 
-	if (!cfg.netns)
-		return;
-	snprintf(path, sizeof(path), "%s/%s", NETNS_RUN_DIR, cfg.netns);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		die(EXIT_ENV, "network namespace %s does not exist (%s: %s)", cfg.netns, path, strerror(errno));
-	if (setns(fd, CLONE_NEWNET)) {
-		int e = errno;
-
-		close(fd);
-		die(EXIT_ENV, "cannot enter network namespace %s: %s%s", cfg.netns, strerror(e),
-		    e == EPERM ? " (run as root)" : "");
-	}
-	close(fd);
+	if (cfg.netns && xl_enter_netns(cfg.netns, " (run as root)", msg, sizeof(msg)))
+		die(EXIT_ENV, "%s", msg);
 }
 
 static const char *where(void)
 {
-	static char buf[IF_NAMESIZE + 300];
-
-	if (cfg.netns)
-		snprintf(buf, sizeof(buf), "%s in namespace %s", cfg.ifname, cfg.netns);
-	else
-		snprintf(buf, sizeof(buf), "%s", cfg.ifname);
-	return buf;
-}
-
-static int if_ioctl(unsigned long req, struct ifreq *ifr)
-{
-	int fd, ret;
-
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	strncpy(ifr->ifr_name, cfg.ifname, IFNAMSIZ - 1);
-	ret = ioctl(fd, req, ifr) ? -errno : 0;
-	close(fd);
-	return ret;
+	return xl_where(cfg.ifname, cfg.netns);
 }
 
 static void read_interface(void)
 {
-	struct ethtool_drvinfo info = { .cmd = ETHTOOL_GDRVINFO };
-	struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
 	struct ifreq ifr;
 
+	xl_read_driver(cfg.ifname, c.driver, sizeof(c.driver));
+	c.rx_queues = xl_rx_queues(cfg.ifname);
 	memset(&ifr, 0, sizeof(ifr));
-	ifr.ifr_data = (void *)&info;
-	if (if_ioctl(SIOCETHTOOL, &ifr) == 0)
-		snprintf(c.driver, sizeof(c.driver), "%s", info.driver);
-	memset(&ifr, 0, sizeof(ifr));
-	ifr.ifr_data = (void *)&ch;
-	if (if_ioctl(SIOCETHTOOL, &ifr) == 0)
-		c.rx_queues = ch.rx_count > ch.combined_count ? ch.rx_count : ch.combined_count;
-	memset(&ifr, 0, sizeof(ifr));
-	if (!cfg.src_mac_given && if_ioctl(SIOCGIFHWADDR, &ifr) == 0)
+	if (!cfg.src_mac_given && xl_if_ioctl(cfg.ifname, SIOCGIFHWADDR, &ifr) == 0)
 		memcpy(cfg.src_mac, ifr.ifr_hwaddr.sa_data, 6);
 	memset(&ifr, 0, sizeof(ifr));
-	if (if_ioctl(SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP))
+	if (xl_if_ioctl(cfg.ifname, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP))
 		die(EXIT_ENV, "interface %s is down; set it up first", where());
 	if (c.rx_queues && cfg.queue >= c.rx_queues)
 		die(EXIT_ENV, "%s has no RX queue %u (it has %u): choose --queue 0..%u", where(), cfg.queue,
@@ -928,31 +823,23 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list 
 
 static void load_xdp(void)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "xl_latency");
-	struct bpf_program *prog;
-	struct bpf_map *map;
-	struct bpf_prog_info info;
-	__u32 len = sizeof(info);
 	int err;
 
-	c.obj = bpf_object__open_mem(xl_lat_obj_start, xl_lat_obj_end - xl_lat_obj_start, &oo);
-	if (!c.obj)
-		die(EXIT_ENV, "cannot open the embedded XDP program: %s", strerror(errno));
-	err = bpf_object__load(c.obj);
-	if (err)
-		die(EXIT_ENV, "the kernel rejected the client's XDP program %s: %s%s", PROG_NAME, strerror(-err),
-		    -err == EPERM ? " (run as root: loading BPF needs CAP_BPF and CAP_NET_ADMIN)" : "");
-	prog = bpf_object__find_program_by_name(c.obj, PROG_NAME);
-	map = bpf_object__find_map_by_name(c.obj, XSKMAP_NAME);
-	if (!prog || !map)
+	switch (xl_xdp_obj_load(&c.bpf, "xl_latency", xl_lat_obj_start, xl_lat_obj_end, PROG_NAME, XSKMAP_NAME,
+				STATS_NAME, &err)) {
+	case XL_OBJ_OK:
+		break;
+	case XL_OBJ_OPEN:
+		die(EXIT_ENV, "cannot open the embedded XDP program: %s", strerror(err));
+		break;
+	case XL_OBJ_LOAD:
+		die(EXIT_ENV, "the kernel rejected the client's XDP program %s: %s%s", PROG_NAME, strerror(err),
+		    err == EPERM ? XL_BPF_ROOT_HINT : "");
+		break;
+	case XL_OBJ_LOOKUP:
 		die(EXIT_ENV, "the embedded XDP object lacks %s or %s", PROG_NAME, XSKMAP_NAME);
-	c.prog_fd = bpf_program__fd(prog);
-	c.xsks_fd = bpf_map__fd(map);
-	map = bpf_object__find_map_by_name(c.obj, STATS_NAME);
-	c.stats_fd = map ? bpf_map__fd(map) : -1;
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(c.prog_fd, &info, &len) == 0)
-		c.prog_id = info.id;
+		break;
+	}
 }
 
 static void create_socket(void)
@@ -971,25 +858,15 @@ static void create_socket(void)
 		.xdp_flags = cfg.generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE,
 		.bind_flags = (cfg.copy_only || cfg.generic ? XDP_COPY : 0) | XDP_USE_NEED_WAKEUP,
 	};
-	struct xdp_options xo;
-	socklen_t olen = sizeof(xo);
+	char msg[512];
 	unsigned int i;
 	int err;
 
 	c.nrx = cfg.ring * 2;
 	c.ntx = cfg.ring;
 	c.umem_size = (size_t)(c.nrx + c.ntx) * FRAME_SIZE;
-	c.umem_area = mmap(NULL, c.umem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-			   -1, 0);
-	if (c.umem_area == MAP_FAILED) {
-		c.umem_area = NULL;
-		die(EXIT_ENV, "cannot allocate %zu bytes of UMEM: %s", c.umem_size, strerror(errno));
-	}
-	err = xsk_umem__create(&c.umem, c.umem_area, c.umem_size, &c.fq, &c.cq, &ucfg);
-	if (err) {
-		c.umem = NULL;
-		die(EXIT_ENV, "cannot register the UMEM (%zu bytes): %s", c.umem_size, strerror(-err));
-	}
+	if (xl_umem_create(&c.umem_area, c.umem_size, &c.umem, &c.fq, &c.cq, &ucfg, msg, sizeof(msg)))
+		die(EXIT_ENV, "%s", msg);
 	err = xsk_socket__create(&c.xsk, cfg.ifname, cfg.queue, c.umem, &c.rx, &c.tx, &scfg);
 	if (err) {
 		c.xsk = NULL;
@@ -1003,20 +880,11 @@ static void create_socket(void)
 		    strerror(err));
 	}
 	c.xsk_fd = xsk_socket__fd(c.xsk);
-	memset(&xo, 0, sizeof(xo));
-	if (getsockopt(c.xsk_fd, SOL_XDP, XDP_OPTIONS, &xo, &olen) == 0)
-		c.zerocopy = xo.flags & XDP_OPTIONS_ZEROCOPY;
+	xl_xsk_zerocopy(c.xsk_fd, &c.zerocopy);
 
 	/* frames 0 .. nrx-1: FILL/RX; nrx .. nrx+ntx-1: TX, each holding the template */
-	{
-		__u32 idx = 0;
-
-		if (xsk_ring_prod__reserve(&c.fq, c.nrx, &idx) != c.nrx)
-			die(EXIT_ENV, "cannot put %u frames on the FILL ring", c.nrx);
-		for (i = 0; i < c.nrx; i++)
-			*xsk_ring_prod__fill_addr(&c.fq, idx++) = (__u64)i * FRAME_SIZE;
-		xsk_ring_prod__submit(&c.fq, c.nrx);
-	}
+	if (xl_fill_ring(&c.fq, c.nrx, FRAME_SIZE))
+		die(EXIT_ENV, "cannot put %u frames on the FILL ring", c.nrx);
 	c.tx_free = calloc(c.ntx, sizeof(*c.tx_free));
 	if (!c.tx_free)
 		die(EXIT_ENV, "out of memory");
@@ -1027,28 +895,8 @@ static void create_socket(void)
 		c.tx_free[c.tx_nfree++] = addr;
 	}
 	c.tx_cons_seen = *c.tx.consumer;
-	if (bpf_map_update_elem(c.xsks_fd, &cfg.queue, &c.xsk_fd, BPF_ANY))
+	if (bpf_map_update_elem(c.bpf.xsks_fd, &cfg.queue, &c.xsk_fd, BPF_ANY))
 		die(EXIT_ENV, "cannot put the socket into the XSKMAP: %s", strerror(errno));
-}
-
-static void describe_attached(char *buf, size_t size)
-{
-	LIBBPF_OPTS(bpf_xdp_query_opts, q);
-	struct bpf_prog_info info;
-	__u32 len = sizeof(info);
-	int fd;
-
-	buf[0] = '\0';
-	if (bpf_xdp_query(c.ifindex, 0, &q) || !q.prog_id)
-		return;
-	memset(&info, 0, sizeof(info));
-	fd = bpf_prog_get_fd_by_id(q.prog_id);
-	if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
-		snprintf(buf, size, " (id %u, name %s)", q.prog_id, info.name);
-	else
-		snprintf(buf, size, " (id %u)", q.prog_id);
-	if (fd >= 0)
-		close(fd);
 }
 
 static void attach_xdp(void)
@@ -1058,7 +906,7 @@ static void attach_xdp(void)
 	char other[128];
 	int err;
 
-	c.link_fd = bpf_link_create(c.prog_fd, c.ifindex, BPF_XDP, &lo);
+	c.link_fd = bpf_link_create(c.bpf.prog_fd, c.ifindex, BPF_XDP, &lo);
 	if (c.link_fd >= 0) {
 		c.attached = true;
 		return;
@@ -1066,7 +914,7 @@ static void attach_xdp(void)
 	err = errno;
 	c.link_fd = -1;
 	if (err == EBUSY || err == EEXIST) {
-		describe_attached(other, sizeof(other));
+		xl_describe_attached(c.ifindex, false, other, sizeof(other));
 		die(EXIT_ENV, "%s already has an XDP program attached%s; the latency client attaches its own "
 		    "(detach the other one, or run the client on another interface)", where(), other);
 	}
@@ -1089,19 +937,8 @@ static void cleanup(void)
 		c.xsk = NULL;
 		c.xsk_fd = -1;
 	}
-	if (c.umem) {
-		xsk_umem__delete(c.umem);
-		c.umem = NULL;
-	}
-	if (c.umem_area) {
-		munmap(c.umem_area, c.umem_size);
-		c.umem_area = NULL;
-	}
-	if (c.obj) {
-		bpf_object__close(c.obj);
-		c.obj = NULL;
-		c.prog_fd = c.xsks_fd = c.stats_fd = -1;
-	}
+	xl_umem_destroy(&c.umem, &c.umem_area, c.umem_size);
+	xl_xdp_obj_close(&c.bpf);
 }
 
 /* ------------------------------------------------------------- data path */
@@ -1114,7 +951,7 @@ static void kick_tx(void)
 
 	if (c.consumed == c.submitted)
 		return;
-	t = mono_ns();
+	t = xl_mono_ns();
 	for (s = c.consumed; s < c.submitted; s++)
 		c.slots[s & 0xffff].tx_ns = t;
 	if (!c.first_send_ns)
@@ -1248,7 +1085,7 @@ static void rx_batch(void)
 			recvfrom(c.xsk_fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
 		return;
 	}
-	now = mono_ns();
+	now = xl_mono_ns();
 	while (xsk_ring_prod__reserve(&c.fq, n, &idx_fq) != n)
 		; /* FILL holds every RX frame: this fits */
 	for (i = 0; i < n; i++) {
@@ -1282,9 +1119,9 @@ static void run(void)
 		die(EXIT_ENV, "out of memory for %llu RTTs", (unsigned long long)total);
 	c.cap_rtts = total;
 	memset(c.slots, 0, NSLOTS * sizeof(*c.slots)); /* fault the pages in now */
-	t0 = mono_ns() + 1000000; /* 1 ms to settle */
+	t0 = xl_mono_ns() + 1000000; /* 1 ms to settle */
 	for (;;) {
-		now = mono_ns();
+		now = xl_mono_ns();
 		if (stop_requested && c.submitted < total) {
 			total = c.submitted;
 			c.interrupted = true;
@@ -1323,31 +1160,6 @@ static void run(void)
 
 /* ------------------------------------------------------------- output */
 
-static void xdp_counters(uint64_t out[XL_LAT_NR_COUNTERS], bool *ok)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	uint64_t *vals;
-	__u32 key;
-	int i;
-
-	memset(out, 0, sizeof(uint64_t) * XL_LAT_NR_COUNTERS);
-	*ok = false;
-	if (c.stats_fd < 0 || ncpu <= 0)
-		return;
-	vals = calloc(ncpu, sizeof(*vals));
-	if (!vals)
-		return;
-	for (key = 0; key < XL_LAT_NR_COUNTERS; key++) {
-		if (bpf_map_lookup_elem(c.stats_fd, &key, vals))
-			goto out;
-		for (i = 0; i < ncpu; i++)
-			out[key] += vals[i];
-	}
-	*ok = true;
-out:
-	free(vals);
-}
-
 static void mac_str(const uint8_t m[6], char *buf)
 {
 	sprintf(buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
@@ -1357,18 +1169,15 @@ static void print_result(void)
 {
 	FILE *f = stdout;
 	struct xdp_statistics xs;
-	socklen_t len = sizeof(xs);
 	uint64_t xc[XL_LAT_NR_COUNTERS];
-	bool have_xs = false, have_xc;
+	bool have_xs, have_xc;
 	double span_s, rate, mean = NAN, sd = NAN, sum = 0, sum2 = 0;
 	uint64_t sent = c.consumed, lost, i;
 	char smac[18], dmac[18], sip[INET_ADDRSTRLEN], dip[INET_ADDRSTRLEN];
 	int lo, hi, k;
 
-	memset(&xs, 0, sizeof(xs));
-	if (c.xsk_fd >= 0 && getsockopt(c.xsk_fd, SOL_XDP, XDP_STATISTICS, &xs, &len) == 0)
-		have_xs = true;
-	xdp_counters(xc, &have_xc);
+	have_xs = xl_xsk_statistics(c.xsk_fd, &xs);
+	have_xc = xl_percpu_sum(c.bpf.stats_fd, XL_LAT_NR_COUNTERS, 1, xc);
 
 	if (c.nrtts)
 		qsort(c.rtts, c.nrtts, sizeof(*c.rtts), cmp_u32);
@@ -1394,21 +1203,21 @@ static void print_result(void)
 		"\"bind_mode\": \"%s\", \"xdp_mode\": \"%s\", \"rx_timestamp\": \"xdp_metadata\", "
 		"\"tx_timestamp\": \"before_sendto\", \"interface\": ",
 		XL_LAT_VERSION, c.zerocopy ? "zerocopy" : "copy", cfg.generic ? "generic" : "driver");
-	json_str(f, cfg.ifname);
+	xl_json_str(f, cfg.ifname);
 	fprintf(f, ", \"ifindex\": %d, \"netns\": ", c.ifindex);
 	if (cfg.netns)
-		json_str(f, cfg.netns);
+		xl_json_str(f, cfg.netns);
 	else
 		fputs("null", f);
 	fprintf(f, ", \"driver\": ");
-	json_str(f, c.driver);
+	xl_json_str(f, c.driver);
 	fprintf(f, ", \"queue\": %u, \"rx_queues\": %u, \"cpu\": ", cfg.queue, c.rx_queues);
 	if (cfg.cpu >= 0)
 		fprintf(f, "%d", cfg.cpu);
 	else
 		fputs("null", f);
 	fprintf(f, ", \"size\": %d, \"qname\": ", c.frame_len);
-	json_str(f, cfg.qname);
+	xl_json_str(f, cfg.qname);
 	fprintf(f, ", \"src_mac\": \"%s\", \"dst_mac\": \"%s\", \"src_ip\": \"%s\", \"dst_ip\": \"%s\", "
 		"\"src_port\": %u, \"dst_port\": %u", smac, dmac, sip, dip, cfg.src_port, cfg.dst_port);
 	fprintf(f, ", \"requested_rate_pps\": %.3f, \"requested_duration_s\": %.6f", cfg.rate, cfg.duration);
@@ -1477,28 +1286,23 @@ static void print_result(void)
 		(unsigned long long)c.rx_frames, (unsigned long long)c.ts_fallbacks,
 		(unsigned long long)c.late_sends, c.max_lag_ns / 1000.0, (unsigned long long)c.tx_kicks,
 		(unsigned long long)c.tx_kick_errors, (unsigned long long)c.tx_pool_empty);
-	if (have_xs)
-		fprintf(f, ", \"xsk\": {\"rx_dropped\": %llu, \"rx_invalid_descs\": %llu, \"tx_invalid_descs\": %llu, "
-			"\"rx_ring_full\": %llu, \"rx_fill_ring_empty_descs\": %llu, \"tx_ring_empty_descs\": %llu}",
-			(unsigned long long)xs.rx_dropped, (unsigned long long)xs.rx_invalid_descs,
-			(unsigned long long)xs.tx_invalid_descs, (unsigned long long)xs.rx_ring_full,
-			(unsigned long long)xs.rx_fill_ring_empty_descs, (unsigned long long)xs.tx_ring_empty_descs);
+	if (have_xs) {
+		fprintf(f, ", \"xsk\": ");
+		xl_json_xsk_statistics(f, &xs);
+	}
 	if (have_xc)
 		fprintf(f, ", \"xdp\": {\"prog_id\": %u, \"to_socket\": %llu, \"not_taken\": %llu, \"passed\": %llu, "
-			"\"no_metadata\": %llu}", c.prog_id, (unsigned long long)xc[XL_LAT_TO_SOCKET],
+			"\"no_metadata\": %llu}", c.bpf.prog_id, (unsigned long long)xc[XL_LAT_TO_SOCKET],
 			(unsigned long long)xc[XL_LAT_NOT_TAKEN], (unsigned long long)xc[XL_LAT_PASSED],
 			(unsigned long long)xc[XL_LAT_NO_META]);
 	{
-		struct rusage ru;
 		double cpu_s = 0;
 
-		if (getrusage(RUSAGE_SELF, &ru) == 0)
-			cpu_s = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
-				ru.ru_stime.tv_usec / 1e6;
+		xl_process_cpu_s(&cpu_s);
 		fprintf(f, ", \"cpu_s\": %.6f", cpu_s);
 	}
 	fprintf(f, ", \"interrupted\": %s, \"wall_s\": %.6f}\n", c.interrupted ? "true" : "false",
-		now_real() - c.wall_start);
+		xl_now_real() - c.wall_start);
 	fflush(f);
 }
 
@@ -1517,9 +1321,6 @@ static void dump_frame(void)
 
 int main(int argc, char **argv)
 {
-	struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
-	struct sigaction sa;
-
 	parse_args(argc, argv);
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
 	libbpf_set_print(libbpf_quiet);
@@ -1527,27 +1328,15 @@ int main(int argc, char **argv)
 		dump_frame();
 		return 0;
 	}
-	c.wall_start = now_real();
+	c.wall_start = xl_now_real();
 	c.rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	setrlimit(RLIMIT_MEMLOCK, &unlimited);
+	xl_process_setup(on_signal);
 
 	if (geteuid() != 0)
 		die(EXIT_ENV, "xl-latency needs root (AF_XDP, BPF and network namespaces)");
-	if (cfg.cpu >= 0) {
-		cpu_set_t set;
-
-		CPU_ZERO(&set);
-		CPU_SET(cfg.cpu, &set);
-		if (sched_setaffinity(0, sizeof(set), &set))
-			die(EXIT_ENV, "cannot pin the client to CPU %d: %s", cfg.cpu, strerror(errno));
-	}
+	if (cfg.cpu >= 0 && xl_pin_cpu(cfg.cpu))
+		die(EXIT_ENV, "cannot pin the client to CPU %d: %s", cfg.cpu, strerror(errno));
 	enter_netns();
 	c.ifindex = (int)if_nametoindex(cfg.ifname);
 	if (!c.ifindex)
@@ -1563,7 +1352,7 @@ int main(int argc, char **argv)
 	attach_xdp();
 	if (cfg.verbose)
 		fprintf(stderr, "xl-latency: %s: %s XDP (prog id %u), %s mode, %.0f queries/s for %g s, %d-byte "
-			"frames\n", where(), cfg.generic ? "generic" : "driver", c.prog_id,
+			"frames\n", where(), cfg.generic ? "generic" : "driver", c.bpf.prog_id,
 			c.zerocopy ? "zero-copy" : "copy", cfg.rate, cfg.duration, c.frame_len);
 	c.have_link = read_link_stats(&c.link0);
 	run();

@@ -47,7 +47,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +54,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#define XL_USER_ERR_PREFIX "xl-loadgen: error: "
+#include "xdplab/user.h"
 #include "xl_loadgen.h"
 #include "xl_loadgen.skel.h"
 
@@ -136,14 +137,6 @@ static void die(int code, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	exit(code);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* ---------------------------------------------------------------- options */
@@ -705,7 +698,7 @@ static void *thread_main(void *arg)
 			goto out;
 		}
 	}
-	t->start_s = now_s();
+	t->start_s = xl_now_mono();
 	while (!atomic_load(&stop_requested) && (!t->total || sent(t) < t->total)) {
 		int err;
 
@@ -726,7 +719,7 @@ static void *thread_main(void *arg)
 		}
 	}
 out:
-	t->end_s = now_s();
+	t->end_s = xl_now_mono();
 	if (!t->start_s)
 		t->start_s = t->end_s;
 	atomic_store(&t->done, 1);
@@ -821,11 +814,10 @@ static void print_json(struct thread_ctx *th, int n, const char *signame,
 	printf("\"interrupted\": %s, ", signame ? "true" : "false");
 	{
 		/* The generator's own CPU time, all threads (test runs count as system time). */
-		struct rusage ru;
+		double cpu_s;
 
-		if (getrusage(RUSAGE_SELF, &ru) == 0)
-			printf("\"cpu_s\": %.6f, ", ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-			       ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+		if (xl_process_cpu_s(&cpu_s))
+			printf("\"cpu_s\": %.6f, ", cpu_s);
 	}
 	if (signame)
 		printf("\"signal\": \"%s\", ", signame);
@@ -896,7 +888,7 @@ int main(int argc, char **argv)
 
 	before = read_dev_counters();
 	/* until the first frame went out; a run that never sends stops here */
-	deadline = now_s() + cfg.duration + 5.0;
+	deadline = xl_now_mono() + cfg.duration + 5.0;
 	for (int i = 0; i < cfg.threads; i++) {
 		int err = pthread_create(&th[i].tid, NULL, thread_main, &th[i]);
 
@@ -939,7 +931,7 @@ int main(int argc, char **argv)
 				}
 			}
 		}
-		left = deadline - now_s();
+		left = deadline - xl_now_mono();
 		if (left <= 0)
 			atomic_store(&stop_requested, 1);
 		/* SIGUSR1 ends a thread's call; it is re-sent every round until
