@@ -353,6 +353,14 @@ def comparison_blocks(rows, ref_rows, quantities, ref_quantities, ref_id, group_
 # Entry point
 # ---------------------------------------------------------------------------
 
+def missing_libraries():
+    """``(name, import error)`` of each library :func:`build_report` needs that is missing (pandas, matplotlib)."""
+    missing = res.missing_libraries()
+    if not fg.HAS_MATPLOTLIB:
+        missing.append(("matplotlib", fg.MATPLOTLIB_IMPORT_ERROR))
+    return missing
+
+
 def build_report(path, compare_to=None, formats=fg.FORMATS, write=True, group_by=res.GROUP_KEYS):
     """Draw the figures and write ``report.md`` and ``report.html`` for the run in ``path``.
 

@@ -427,18 +427,22 @@ def summary_columns(quantities, group_by=GROUP_KEYS):
 
 def summary_frame(rows, quantities, group_by=GROUP_KEYS):
     """The summary as a DataFrame with a fixed column order and integer columns as Int64."""
-    columns = summary_columns(quantities, group_by)
-    frame = pd.DataFrame(rows, columns=columns)
-    for column in list(group_by) + ["repetitions", "repetitions_total"]:
+    frame = pd.DataFrame(rows, columns=summary_columns(quantities, group_by))
+    return _whole_number_columns(frame, list(group_by) + ["repetitions", "repetitions_total"])
+
+
+def _isnan(value):
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _whole_number_columns(frame, columns):
+    """Make each of ``columns`` whose values are all whole numbers (or null) Int64, so the CSV says 64, not 64.0."""
+    for column in columns:
         values = [v for v in frame[column].tolist() if v is not None and not _isnan(v)]
         if values and all(_is_number(v) and float(v).is_integer() for v in values):
             frame[column] = pd.array([None if (v is None or _isnan(v)) else int(v)
                                       for v in frame[column].tolist()], dtype="Int64")
     return frame
-
-
-def _isnan(value):
-    return isinstance(value, float) and math.isnan(value)
 
 
 def render_csv(frame):
@@ -467,6 +471,20 @@ def write_atomic(path, text):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def update_file(path, text, write=True):
+    """Replace ``path`` with ``text`` (atomically) when its content differs, and only if ``write``.
+
+    ``write`` false is check mode. Returns the start of a result dict:
+    ``changed`` (the content differs), ``output`` (``path``), ``before`` (the
+    old content, None when the file does not exist) and ``after`` (``text``).
+    """
+    before = read_text(path)
+    changed = before != text
+    if changed and write:
+        write_atomic(path, text)
+    return {"changed": changed, "output": path, "before": before, "after": text}
 
 
 def read_text(path):
@@ -595,56 +613,13 @@ def available_runs(results_dir):
                   if os.path.isdir(os.path.join(results_dir, name, "records")))
 
 
-def summarize(path, output=None, group_by=GROUP_KEYS, table_quantities=TABLE_QUANTITIES, write=True):
-    """Aggregate ``<path>/records`` into ``output`` (default ``<path>/summary.csv``).
-
-    The file is replaced (atomically) only when its content changes, and never
-    when ``write`` is false (check mode). Returns a dict with ``changed``,
-    ``output``, ``before``/``after`` (CSV text), ``rows`` (compact), ``table``
-    (printable lines), ``groups``, ``records``, ``quantities``, ``skipped``,
-    ``failed_cells``, ``unsupported_cells``, ``run_ids`` and ``warnings``.
-    """
-    if not HAS_PANDAS:
-        raise ResultsError("pandas is not importable: %s" % PANDAS_IMPORT_ERROR)
-    group_by = tuple(group_by)
-    output = output or os.path.join(path, "summary.csv")
-    records, skipped = load_records(os.path.join(path, "records"))
-    rows, quantities, warnings = aggregate(records, group_by)
-    if not records:
-        warnings.append("no valid record in %s" % os.path.join(path, "records"))
-    run_ids = sorted(set(str(r.get("run_id")) for r in records if r.get("run_id") is not None))
-    if len(run_ids) > 1:
-        warnings.append("records of several runs are mixed in %s: %s" % (path, ", ".join(run_ids)))
-    after = render_csv(summary_frame(rows, quantities, group_by))
-    before = read_text(output)
-    changed = before != after
-    if changed and write:
-        write_atomic(output, after)
-    compact = compact_rows(rows, quantities, group_by, table_quantities)
-    return {
-        "changed": changed,
-        "output": output,
-        "before": before,
-        "after": after,
-        "rows": compact,
-        "table": format_table(compact, group_by),
-        "groups": len(rows),
-        "records": len(records),
-        "quantities": quantities,
-        "skipped": skipped,
-        "failed_cells": cell_list(records, "failed"),
-        "unsupported_cells": cell_list(records, "unsupported"),
-        "run_ids": run_ids,
-        "warnings": warnings,
-    }
-
-
 def load_run(path, group_by=GROUP_KEYS):
     """Load and aggregate ``<path>/records``.
 
     Returns a dict with ``records``, ``skipped``, ``rows`` (full summary rows),
-    ``quantities``, ``warnings`` and ``run_id`` (the records' run id, else the
-    directory name).
+    ``quantities``, ``warnings``, ``run_ids`` (the distinct run ids of the
+    records), ``run_id`` (the records' run id, else the directory name) and
+    ``path``.
     """
     if not HAS_PANDAS:
         raise ResultsError("pandas is not importable: %s" % PANDAS_IMPORT_ERROR)
@@ -655,7 +630,39 @@ def load_run(path, group_by=GROUP_KEYS):
         warnings.append("records of several runs are mixed in %s: %s" % (path, ", ".join(run_ids)))
     run_id = run_ids[0] if len(run_ids) == 1 else os.path.basename(os.path.normpath(path))
     return {"records": records, "skipped": skipped, "rows": rows, "quantities": quantities,
-            "warnings": warnings, "run_id": run_id, "path": path}
+            "warnings": warnings, "run_ids": run_ids, "run_id": run_id, "path": path}
+
+
+def summarize(path, output=None, group_by=GROUP_KEYS, table_quantities=TABLE_QUANTITIES, write=True):
+    """Aggregate ``<path>/records`` into ``output`` (default ``<path>/summary.csv``).
+
+    The file is replaced (atomically) only when its content changes, and never
+    when ``write`` is false (check mode). Returns a dict with ``changed``,
+    ``output``, ``before``/``after`` (CSV text), ``rows`` (compact), ``table``
+    (printable lines), ``groups``, ``records``, ``quantities``, ``skipped``,
+    ``failed_cells``, ``unsupported_cells``, ``run_ids`` and ``warnings``.
+    """
+    group_by = tuple(group_by)
+    output = output or os.path.join(path, "summary.csv")
+    run = load_run(path, group_by)
+    records, rows, quantities, warnings = run["records"], run["rows"], run["quantities"], run["warnings"]
+    if not records:
+        warnings.append("no valid record in %s" % os.path.join(path, "records"))
+    result = update_file(output, render_csv(summary_frame(rows, quantities, group_by)), write)
+    compact = compact_rows(rows, quantities, group_by, table_quantities)
+    result.update(
+        rows=compact,
+        table=format_table(compact, group_by),
+        groups=len(rows),
+        records=len(records),
+        quantities=quantities,
+        skipped=run["skipped"],
+        failed_cells=cell_list(records, "failed"),
+        unsupported_cells=cell_list(records, "unsupported"),
+        run_ids=run["run_ids"],
+        warnings=warnings,
+    )
+    return result
 
 
 # ---------------------------------------------------------------------------
@@ -838,12 +845,7 @@ def render_compare_csv(rows, quantities, group_by=GROUP_KEYS):
             item[column] = value
         table.append(item)
     frame = pd.DataFrame(table, columns=columns)
-    for column in list(group_by) + ["repetitions", "repetitions_ref"]:
-        values = [v for v in frame[column].tolist() if v is not None and not _isnan(v)]
-        if values and all(_is_number(v) and float(v).is_integer() for v in values):
-            frame[column] = pd.array([None if (v is None or _isnan(v)) else int(v)
-                                      for v in frame[column].tolist()], dtype="Int64")
-    return render_csv(frame)
+    return render_csv(_whole_number_columns(frame, list(group_by) + ["repetitions", "repetitions_ref"]))
 
 
 def verdict(ratio, flag):
@@ -895,11 +897,7 @@ def compare_runs(path, ref_path, output=None, group_by=GROUP_KEYS, table_quantit
     ref = load_run(ref_path, group_by)
     rows, common = compare(this["rows"], ref["rows"], this["quantities"], ref["quantities"], group_by)
     output = output or os.path.join(path, "compare-%s.csv" % os.path.basename(os.path.normpath(ref_path)))
-    after = render_compare_csv(rows, common, group_by)
-    before = read_text(output)
-    changed = before != after
-    if changed and write:
-        write_atomic(output, after)
+    result = update_file(output, render_compare_csv(rows, common, group_by), write)
     shown = [q for q in table_quantities if q in common]
     compact = []
     beyond = []
@@ -918,21 +916,76 @@ def compare_runs(path, ref_path, output=None, group_by=GROUP_KEYS, table_quantit
                 beyond.append("%s: %s x%.3f" % (_label(row, group_by), quantity, row[quantity + "_ratio"])
                               if row.get(quantity + "_ratio") is not None else
                               "%s: %s" % (_label(row, group_by), quantity))
-    warnings = this["warnings"] + ["reference: %s" % w for w in ref["warnings"]]
-    return {
-        "changed": changed,
-        "output": output,
-        "before": before,
-        "after": after,
-        "rows": compact,
-        "full_rows": rows,
-        "table": compare_lines(rows, shown, group_by),
-        "quantities": common,
-        "matched": sum(1 for r in rows if "absent" not in (r["status"], r["status_ref"])),
-        "only_here": sum(1 for r in rows if r["status_ref"] == "absent"),
-        "only_ref": sum(1 for r in rows if r["status"] == "absent"),
-        "beyond_spread": beyond,
-        "run_id": this["run_id"],
-        "ref_run_id": ref["run_id"],
-        "warnings": warnings,
-    }
+    result.update(
+        rows=compact,
+        full_rows=rows,
+        table=compare_lines(rows, shown, group_by),
+        quantities=common,
+        matched=sum(1 for r in rows if "absent" not in (r["status"], r["status_ref"])),
+        only_here=sum(1 for r in rows if r["status_ref"] == "absent"),
+        only_ref=sum(1 for r in rows if r["status"] == "absent"),
+        beyond_spread=beyond,
+        run_id=this["run_id"],
+        ref_run_id=ref["run_id"],
+        warnings=this["warnings"] + ["reference: %s" % w for w in ref["warnings"]],
+    )
+    return result
+
+
+# ---------------------------------------------------------------------------
+# What the results modules share (results_summary, results_compare, results_report)
+# ---------------------------------------------------------------------------
+
+# Appended by the results modules to missing_required_lib()'s message.
+CONTROLLER_PYTHON_HINT = (" Run this module with the controller's Python "
+                          "(ansible_python_interpreter: '{{ ansible_playbook_python }}').")
+
+
+def missing_libraries():
+    """``(name, import error)`` of each library :func:`summarize` and :func:`compare_runs` need that is missing."""
+    return [] if HAS_PANDAS else [("pandas", PANDAS_IMPORT_ERROR)]
+
+
+def parameter_problem(group_by, runs):
+    """What is wrong with a results module's parameters, as ``fail_json`` arguments; None when nothing is.
+
+    ``runs`` holds ``(label, run directory)`` pairs, checked in order (a None
+    directory is an option not given). A directory without ``records/`` is
+    named with the run ids available beside it, so a mistyped run id is
+    easy to correct.
+    """
+    if not group_by:
+        return {"msg": "group_by is empty; give at least one record field to group by."}
+    for label, run in runs:
+        if run is None or os.path.isdir(os.path.join(run, "records")):
+            continue
+        parent = os.path.dirname(os.path.normpath(run))
+        available = available_runs(parent)
+        return {"msg": "%s directory %s has no records/ directory; available runs in %s: %s."
+                       % (label, run, parent, ", ".join(available) if available else "none"),
+                "path": run, "available_run_ids": available}
+    return None
+
+
+def module_return(result, diff, before="before", after="after", header="output", drop=()):
+    """Split the result of :func:`summarize`, :func:`compare_runs` or ``report.build_report`` for ``exit_json``.
+
+    Returns ``(warnings, values)``: the result's warnings (for ``module.warn``)
+    and its other keys without the old and new text (keys ``before`` and
+    ``after``) and the keys in ``drop``, with ``skipped`` renamed
+    ``skipped_files`` (Ansible takes a task that returns ``skipped`` for a
+    skipped task) and, when ``diff`` is true, a ``diff`` of the two texts
+    headed by the path in ``result[header]`` (``(absent)`` before a file existed).
+    """
+    values = dict(result)
+    warnings = values.pop("warnings")
+    old, new = values.pop(before), values.pop(after)
+    for key in drop:
+        values.pop(key)
+    if "skipped" in values:
+        values["skipped_files"] = values.pop("skipped")
+    if diff:
+        values["diff"] = {"before": old or "", "after": new,
+                          "before_header": values[header] if old is not None else "(absent)",
+                          "after_header": values[header]}
+    return warnings, values

@@ -137,8 +137,6 @@ ref_run_id:
   type: str
 '''
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.xdplab.offload.plugins.module_utils import results as res
@@ -155,37 +153,25 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not res.HAS_PANDAS:
-        module.fail_json(msg=missing_required_lib("pandas") + " Run this module with the controller's "
-                         "Python (ansible_python_interpreter: '{{ ansible_playbook_python }}').",
-                         exception=str(res.PANDAS_IMPORT_ERROR))
-    if not module.params["group_by"]:
-        module.fail_json(msg="group_by is empty; give at least one record field to group by.")
-    for label, run in (("Run", module.params["path"]), ("Reference run", module.params["reference"])):
-        if os.path.isdir(os.path.join(run, "records")):
-            continue
-        parent = os.path.dirname(os.path.normpath(run))
-        runs = res.available_runs(parent)
-        module.fail_json(msg="%s directory %s has no records/ directory; available runs in %s: %s."
-                         % (label, run, parent, ", ".join(runs) if runs else "none"),
-                         path=run, available_run_ids=runs)
+    for name, error in res.missing_libraries():
+        module.fail_json(msg=missing_required_lib(name) + res.CONTROLLER_PYTHON_HINT, exception=str(error))
+    path, reference = module.params["path"], module.params["reference"]
+    problem = res.parameter_problem(module.params["group_by"], [("Run", path), ("Reference run", reference)])
+    if problem:
+        module.fail_json(**problem)
+
     try:
-        result = res.compare_runs(module.params["path"], module.params["reference"],
-                                  output=module.params["output"], group_by=module.params["group_by"],
+        result = res.compare_runs(path, reference, output=module.params["output"],
+                                  group_by=module.params["group_by"],
                                   table_quantities=module.params["table_quantities"],
                                   write=not module.check_mode)
     except (res.ResultsError, OSError) as exc:
-        module.fail_json(msg="Cannot write the comparison of %s with %s: %s."
-                         % (module.params["path"], module.params["reference"], exc))
-    for warning in result.pop("warnings"):
+        module.fail_json(msg="Cannot write the comparison of %s with %s: %s." % (path, reference, exc))
+
+    warnings, values = res.module_return(result, module._diff and result["changed"], drop=("full_rows",))
+    for warning in warnings:
         module.warn(warning)
-    result.pop("full_rows")
-    before, after = result.pop("before"), result.pop("after")
-    if module._diff and result["changed"]:
-        result["diff"] = dict(before=before or "", after=after,
-                              before_header=result["output"] if before is not None else "(absent)",
-                              after_header=result["output"])
-    module.exit_json(**result)
+    module.exit_json(**values)
 
 
 if __name__ == "__main__":

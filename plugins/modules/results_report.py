@@ -150,8 +150,6 @@ comparison:
   type: dict
 '''
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.xdplab.offload.plugins.module_utils import figures as fg
@@ -169,37 +167,24 @@ def main():
         ),
         supports_check_mode=True,
     )
-    hint = " Run this module with the controller's Python (ansible_python_interpreter: '{{ ansible_playbook_python }}')."
-    if not res.HAS_PANDAS:
-        module.fail_json(msg=missing_required_lib("pandas") + hint, exception=str(res.PANDAS_IMPORT_ERROR))
-    if not fg.HAS_MATPLOTLIB:
-        module.fail_json(msg=missing_required_lib("matplotlib") + hint, exception=str(fg.MATPLOTLIB_IMPORT_ERROR))
+    for name, error in rp.missing_libraries():
+        module.fail_json(msg=missing_required_lib(name) + res.CONTROLLER_PYTHON_HINT, exception=str(error))
     path, compare_to = module.params["path"], module.params["compare_to"]
-    if not module.params["group_by"]:
-        module.fail_json(msg="group_by is empty; give at least one record field to group by.")
-    for label, run in (("Run", path), ("Reference run", compare_to)):
-        if run is None or os.path.isdir(os.path.join(run, "records")):
-            continue
-        parent = os.path.dirname(os.path.normpath(run))
-        runs = res.available_runs(parent)
-        module.fail_json(msg="%s directory %s has no records/ directory; available runs in %s: %s."
-                         % (label, run, parent, ", ".join(runs) if runs else "none"),
-                         path=run, available_run_ids=runs)
+    problem = res.parameter_problem(module.params["group_by"], [("Run", path), ("Reference run", compare_to)])
+    if problem:
+        module.fail_json(**problem)
+
     try:
         result = rp.build_report(path, compare_to=compare_to, formats=module.params["formats"],
                                  write=not module.check_mode, group_by=module.params["group_by"])
     except (rp.ReportError, res.ResultsError, fg.FiguresError, OSError) as exc:
         module.fail_json(msg="Cannot write the report of %s: %s." % (path, exc), path=path)
 
-    for warning in result.pop("warnings"):
+    warnings, values = res.module_return(result, module._diff and rp.REPORT_MD in result["files"],
+                                         before="before_markdown", after="markdown", header="report_md")
+    for warning in warnings:
         module.warn(warning)
-    result["skipped_files"] = result.pop("skipped")
-    markdown, before = result.pop("markdown"), result.pop("before_markdown")
-    if module._diff and rp.REPORT_MD in result["files"]:
-        result["diff"] = dict(before=before or "", after=markdown,
-                              before_header=result["report_md"] if before is not None else "(absent)",
-                              after_header=result["report_md"])
-    module.exit_json(**result)
+    module.exit_json(**values)
 
 
 if __name__ == "__main__":

@@ -172,40 +172,25 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not res.HAS_PANDAS:
-        module.fail_json(msg=missing_required_lib("pandas") + " Run this module with the controller's "
-                         "Python (ansible_python_interpreter: '{{ ansible_playbook_python }}').",
-                         exception=str(res.PANDAS_IMPORT_ERROR))
+    for name, error in res.missing_libraries():
+        module.fail_json(msg=missing_required_lib(name) + res.CONTROLLER_PYTHON_HINT, exception=str(error))
     path = module.params["path"]
-    group_by = module.params["group_by"]
-    if not group_by:
-        module.fail_json(msg="group_by is empty; give at least one record field to group by.")
-    records_dir = os.path.join(path, "records")
-    if not os.path.isdir(records_dir):
-        parent = os.path.dirname(os.path.normpath(path))
-        runs = res.available_runs(parent)
-        module.fail_json(
-            msg="Run directory %s has no records/ directory; available runs in %s: %s."
-                % (path, parent, ", ".join(runs) if runs else "none"),
-            path=path, available_run_ids=runs)
+    problem = res.parameter_problem(module.params["group_by"], [("Run", path)])
+    if problem:
+        module.fail_json(**problem)
 
     try:
-        result = res.summarize(path, output=module.params["output"], group_by=group_by,
+        result = res.summarize(path, output=module.params["output"], group_by=module.params["group_by"],
                                table_quantities=module.params["table_quantities"],
                                write=not module.check_mode)
     except (res.ResultsError, OSError) as exc:
         module.fail_json(msg="Cannot write the summary of %s: %s." % (path, exc),
                          path=path, output=module.params["output"] or os.path.join(path, "summary.csv"))
 
-    result["skipped_files"] = result.pop("skipped")
-    for warning in result.pop("warnings"):
+    warnings, values = res.module_return(result, module._diff and result["changed"])
+    for warning in warnings:
         module.warn(warning)
-    before, after = result.pop("before"), result.pop("after")
-    if module._diff and result["changed"]:
-        result["diff"] = dict(before=before or "", after=after,
-                              before_header=result["output"] if before is not None else "(absent)",
-                              after_header=result["output"])
-    module.exit_json(**result)
+    module.exit_json(**values)
 
 
 if __name__ == "__main__":

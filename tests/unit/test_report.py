@@ -163,6 +163,16 @@ def test_bad_format_and_missing_reference_are_errors(results_dir):
         rp.build_report(run, compare_to=os.path.join(results_dir, "xl-nope"))
 
 
+def test_missing_libraries_names_pandas_then_matplotlib(monkeypatch):
+    assert rp.missing_libraries() == []
+    error = ImportError("No module named 'matplotlib'")
+    monkeypatch.setattr(rp.fg, "HAS_MATPLOTLIB", False)
+    monkeypatch.setattr(rp.fg, "MATPLOTLIB_IMPORT_ERROR", error)
+    assert rp.missing_libraries() == [("matplotlib", error)]
+    monkeypatch.setattr(res, "HAS_PANDAS", False)
+    assert [name for name, _error in rp.missing_libraries()] == ["pandas", "matplotlib"]
+
+
 @pytest.mark.parametrize("value,text", [(12.0, "12.0"), (0.421, "0.421"), (2320.4, "2320"), (0, "0"),
                                         (None, "-"), (float("nan"), "-"), (-0.0123, "-0.0123"), (99.96, "100.0"),
                                         (1.5e-6, "1.5e-06")])

@@ -318,6 +318,82 @@ def test_csv_is_byte_stable_across_file_order(run_dir):
     assert list(csv.reader(io.StringIO(first)))[1][0] == "complexity"
 
 
+# --- what the results modules share ----------------------------------------------
+
+def test_update_file_replaces_only_a_changed_file_and_never_in_check_mode(run_dir):
+    target = os.path.join(run_dir, "out.csv")
+
+    def update(text, write=True):
+        out = res.update_file(target, text, write)
+        assert (out["output"], out["after"]) == (target, text)
+        return out["changed"], out["before"]
+
+    assert update("a\n", write=False) == (True, None)
+    assert not os.path.exists(target)
+    assert update("a\n") == (True, None)
+    os.utime(target, (1, 1))
+    assert update("a\n") == (False, "a\n")
+    assert os.stat(target).st_mtime == 1  # an unchanged file is not rewritten
+    assert update("b\n") == (True, "a\n")
+    with open(target, encoding="utf-8") as handle:
+        assert handle.read() == "b\n"
+    assert [n for n in os.listdir(run_dir) if n.startswith(".")] == []  # no temporary file left
+    with pytest.raises(res.ResultsError):
+        res.update_file(os.path.join(run_dir, "nodir", "out.csv"), "a\n")
+
+
+def test_whole_number_columns_become_integers_and_others_stay():
+    frame = res.pd.DataFrame({"size": [64.0, None, 1518.0], "rate": [0.5, 1.0, None]})
+    res._whole_number_columns(frame, ["size", "rate"])
+    assert str(frame["size"].dtype) == "Int64" and frame["size"].tolist()[0] == 64
+    assert str(frame["rate"].dtype) == "float64"
+
+
+def test_parameter_problem_names_the_first_run_without_records(run_dir):
+    parent = os.path.dirname(run_dir)
+    gone = os.path.join(parent, "xl-no-such-run")
+    assert res.parameter_problem(["experiment"], [("Run", run_dir), ("Reference run", None)]) is None
+    assert res.parameter_problem([], [("Run", gone)]) == {
+        "msg": "group_by is empty; give at least one record field to group by."}
+    problem = res.parameter_problem(res.GROUP_KEYS, [("Run", run_dir), ("Reference run", gone), ("Run", gone)])
+    assert problem["msg"].startswith("Reference run directory %s has no records/ directory; available runs in %s: "
+                                     % (gone, parent))
+    assert problem["path"] == gone and os.path.basename(run_dir) in problem["available_run_ids"]
+    lonely = os.path.join(run_dir, "records", "xl-x")
+    assert res.parameter_problem(res.GROUP_KEYS, [("Run", lonely)]) == {
+        "msg": "Run directory %s has no records/ directory; available runs in %s: none."
+               % (lonely, os.path.join(run_dir, "records")),
+        "path": lonely, "available_run_ids": []}
+
+
+def test_module_return_splits_warnings_renames_skipped_and_builds_the_diff():
+    result = {"changed": True, "output": "/r/summary.csv", "before": None, "after": "x\n", "full_rows": [1],
+              "skipped": [{"file": "a.json", "reason": "r"}], "warnings": ["w1"]}
+    warnings, values = res.module_return(result, True, drop=("full_rows",))
+    assert warnings == ["w1"]
+    assert values == {"changed": True, "output": "/r/summary.csv", "skipped_files": [{"file": "a.json", "reason": "r"}],
+                      "diff": {"before": "", "after": "x\n", "before_header": "(absent)",
+                               "after_header": "/r/summary.csv"}}
+    assert "before" in result and "warnings" in result  # the caller's dict is left alone
+    report = {"changed": False, "report_md": "/r/report.md", "before_markdown": "# old", "markdown": "# new",
+              "warnings": []}
+    warnings, values = res.module_return(report, True, before="before_markdown", after="markdown",
+                                         header="report_md")
+    assert values["diff"] == {"before": "# old", "after": "# new", "before_header": "/r/report.md",
+                              "after_header": "/r/report.md"}
+    assert res.module_return(report, False, before="before_markdown", after="markdown") == (
+        [], {"changed": False, "report_md": "/r/report.md"})
+
+
+def test_missing_libraries_names_pandas_only_when_it_does_not_import(monkeypatch):
+    assert res.missing_libraries() == []
+    error = ImportError("No module named 'pandas'")
+    monkeypatch.setattr(res, "HAS_PANDAS", False)
+    monkeypatch.setattr(res, "PANDAS_IMPORT_ERROR", error)
+    assert res.missing_libraries() == [("pandas", error)]
+    assert res.CONTROLLER_PYTHON_HINT.startswith(" Run this module with the controller's Python")
+
+
 # --- the module ----------------------------------------------------------------
 
 def test_module_check_mode_then_write_then_idempotent(run_dir):
