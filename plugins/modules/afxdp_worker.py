@@ -188,7 +188,7 @@ EXAMPLES = r'''
   xdplab.offload.afxdp_worker:
     interface: ens4
     program: checksum
-    binary: /var/cache/xdplab/shipped-workers/N100/xl-afxdp-checksum
+    binary: /var/cache/xdplab/shipped-objects/afxdp/N100/xl-afxdp-checksum
     defines:
       N: 100
 

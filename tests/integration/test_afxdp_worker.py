@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from lib.modrun import ROOT, run_module
+from lib.modrun import ROOT, run_module, run_playbook
 from lib.netfix import VethPair, unique
 
 from ansible_collections.xdplab.offload.plugins.module_utils import afxdp as A
@@ -574,3 +574,25 @@ def test_a_prebuilt_binary_that_is_not_a_worker_fails_clearly(wire, module_worke
     impostor = run_module("afxdp_worker", module_worker(binary="/bin/false"))
     assert impostor.failed and "is not an xdplab AF_XDP worker" in impostor["msg"]
     _nothing_left(wire, state_root)
+
+
+def test_experiment_role_falls_back_to_generic_where_the_driver_has_no_native_xdp(tmp_path):
+    """deploy_afxdp.yml with fallback_mode: a bridge has no native XDP, so the worker runs in generic mode."""
+    ns, dev = unique("xl-xf"), unique("xl-xfb")
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "add", dev, "type", "bridge"], check=True)
+        subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
+        results = tmp_path / "deploy.json"
+        proc = run_playbook("tests/integration/playbooks/afxdp_fallback.yml", {
+            "interface": dev, "netns": ns, "bpf_dir": BPF_DIR, "results_file": str(results)})
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        got = json.loads(results.read_text())
+        deploy = got["deploy"]
+        assert deploy["requested_mode"] == "driver" and deploy["mode"] == "generic", deploy
+        assert deploy["fallback"] is True and "native XDP" in deploy["fallback_reason"], deploy
+        assert got["prog"]["mode"] == "copy" and deploy["bind_mode"] == "copy", got
+        assert xdp_of(dev, ns) == (None, None, None)  # the playbook stopped the worker
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    assert not os.path.exists("/var/run/netns/%s" % ns)
