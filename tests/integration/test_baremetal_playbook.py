@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 
+from lib import labstate
 from lib.modrun import ROOT, run_playbook
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -66,12 +67,7 @@ def run():
 
 
 def records(run):
-    found = {}
-    for path in glob.glob(os.path.join(run["dir"], "records", "*.json")):
-        with open(path) as handle:
-            record = json.load(handle)
-        found[record["cell_id"]] = record
-    return found
+    return labstate.records(run["dir"])
 
 
 def test_every_cell_has_a_record_and_the_run_went_on(run):

@@ -21,7 +21,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ import time
 
 import pytest
 
+from lib.labstate import alive, links, netns, read_json, stop_recorded_daemons
 from lib.modrun import ROOT, recap_changed, run_module, run_playbook
 
 pytestmark = [
@@ -66,30 +66,6 @@ def _libvirt():
     return libvirt
 
 
-def _read_json(path):
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return {}
-
-
-def _alive(pid, name):
-    try:
-        with open("/proc/%d/comm" % pid) as handle:
-            return handle.read().strip() == name[:15]
-    except OSError:
-        return False
-
-
-def _links():
-    return set(os.listdir("/sys/class/net"))
-
-
-def _netns():
-    return set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
-
-
 def _force_cleanup():
     """Remove whatever the teardown left (it normally leaves nothing), by exact names and recorded PIDs."""
     try:
@@ -108,16 +84,11 @@ def _force_cleanup():
         subprocess.run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-br", BRIDGE], check=False,
                        capture_output=True)
     for link in (UPLINK, MGMT, GUEST + "-0", GUEST + "-1", SECOND + "-0"):
-        if link in _links():
+        if link in links():
             subprocess.run(["ip", "link", "del", link], check=False, capture_output=True)
-    if GEN_NETNS in _netns():
+    if GEN_NETNS in netns():
         subprocess.run(["ip", "netns", "del", GEN_NETNS], check=False, capture_output=True)
-    for state in (HV_STATE, OVS_STATE):
-        for entry in reversed(_read_json(state).get("started", [])):
-            if _alive(entry["pid"], entry["name"]):
-                os.kill(entry["pid"], 15)
-        if os.path.exists(state):
-            os.unlink(state)
+    stop_recorded_daemons((HV_STATE, OVS_STATE))
     shutil.rmtree(GUESTS_DIR, ignore_errors=True)
 
 
@@ -136,7 +107,7 @@ def lab(tmp_path_factory):
     VARS["guest_image_bpf_source"] = snapshot
     proc = run_playbook(PLAYBOOK, extra_vars=VARS, timeout=2400)
     info = {"proc": proc, "key": "/var/cache/xdplab/guest/ssh/id_ed25519",
-            "hv": _read_json(HV_STATE), "ovs": _read_json(OVS_STATE)}
+            "hv": read_json(HV_STATE), "ovs": read_json(OVS_STATE)}
     try:
         yield info
     finally:
@@ -163,7 +134,7 @@ def test_provisioning_boots_a_guest_that_answers_over_ssh(lab):
     _require(lab)
     out = lab["proc"].stdout
     assert "%s: 6." % GUEST in out  # the check play printed the guest's kernel
-    probe = _read_json("/var/cache/xdplab/kvm-probe.json")
+    probe = read_json("/var/cache/xdplab/kvm-probe.json")
     print("\nKVM probe: %s" % probe)
     if probe and not probe.get("usable"):
         assert "<domain type='qemu'" in _guest_domain()
@@ -241,7 +212,7 @@ def test_xdp_program_runs_inside_the_guest_in_driver_and_generic_mode(lab):
             "guest_data_ip": GUEST_DATA_IP, "gen_netns": GEN_NETNS, "gen_dev": GEN_DEV, "packets": 200,
             "results_file": results}, timeout=900)
         assert proc.returncode == 0, proc.stdout[-6000:]
-        got = _read_json(results)
+        got = read_json(results)
     print("\nXDP in the guest: %s" % got)
     assert [m["attached_mode"] for m in got["modes"]] == ["driver", "generic"]
     for mode in got["modes"]:
@@ -286,7 +257,7 @@ def test_vm_guest_keeps_a_real_domain_stable_and_shuts_it_down_over_acpi(lab):
         stopped = run_module("vm_guest", dict(args, state="shutdown", shutdown_timeout=120))
         assert stopped["actions"] == ["shutdown"] and stopped["state"] == "shutoff", stopped
         assert "xl-init: powering off" in open(log, errors="replace").read()
-        assert SECOND + "-0" not in _links()
+        assert SECOND + "-0" not in links()
 
         gone = run_module("vm_guest", dict(args, state="absent"))
         assert gone.changed and gone["actions"] == ["undefine"]
@@ -315,13 +286,13 @@ def test_teardown_removes_domains_taps_ports_bridges_namespace_and_started_daemo
     proc = run_playbook(PLAYBOOK, extra_vars=VARS, tags=["teardown"], timeout=600)
     lab["torn_down"] = True
     assert proc.returncode == 0, proc.stdout[-6000:]
-    links = _links()
+    links = links()
     for name in (GUEST + "-0", GUEST + "-1", BRIDGE, MGMT, UPLINK):
         assert name not in links
-    assert GEN_NETNS not in _netns()
+    assert GEN_NETNS not in netns()
     assert not os.path.exists(HV_STATE) and not os.path.exists(OVS_STATE)
     for entry in lab["hv"].get("started", []) + lab["ovs"].get("started", []):
-        assert not _alive(entry["pid"], entry["name"]), entry
+        assert not alive(entry["pid"], entry["name"]), entry
     if not lab["ovs"].get("started"):  # OVS was running before the test: the bridge must still be gone
         ports = subprocess.run(["ovs-vsctl", "--timeout=5", "br-exists", BRIDGE], capture_output=True, check=False)
         assert ports.returncode == 2

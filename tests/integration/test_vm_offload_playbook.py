@@ -26,7 +26,6 @@ __metaclass__ = type
 
 import csv
 import glob
-import json
 import os
 import shutil
 import subprocess
@@ -37,6 +36,8 @@ import pytest
 import yaml
 
 from ansible_collections.xdplab.offload.plugins.module_utils import matrix
+from lib.labstate import alive, links, netns, read_json, stop_recorded_daemons
+from lib import labstate
 from lib.modrun import ROOT, run_playbook
 
 pytestmark = [
@@ -89,30 +90,6 @@ def quick_profile():
     raise AssertionError("no xdplab_vm_profiles in %s" % PLAYBOOK)
 
 
-def _read_json(path):
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return {}
-
-
-def _alive(pid, name):
-    try:
-        with open("/proc/%d/comm" % pid) as handle:
-            return handle.read().strip() == name[:15]
-    except OSError:
-        return False
-
-
-def _links():
-    return set(os.listdir("/sys/class/net"))
-
-
-def _netns():
-    return set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
-
-
 def _domains():
     if not shutil.which("virsh"):
         return set()
@@ -123,7 +100,7 @@ def _domains():
 
 def leftovers():
     names = {BRIDGE, UPLINK, MGMT, G1 + "-0", G1 + "-1", G2 + "-0", G2 + "-1"}
-    found = sorted(_links() & names) + sorted(_netns() & {GEN_NETNS}) + sorted(_domains() & {G1, G2})
+    found = sorted(links() & names) + sorted(netns() & {GEN_NETNS}) + sorted(_domains() & {G1, G2})
     found += [p for p in (HV_STATE, OVS_STATE, OBJECTS_DIR, STAGE_DIR) if os.path.exists(p)]
     if os.path.isdir(GUESTS_DIR) and os.listdir(GUESTS_DIR):
         found.append(GUESTS_DIR)
@@ -140,16 +117,11 @@ def _force_cleanup():
         subprocess.run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-br", BRIDGE], capture_output=True,
                        check=False)
     for link in (UPLINK, MGMT, G1 + "-0", G1 + "-1", G2 + "-0", G2 + "-1"):
-        if link in _links():
+        if link in links():
             subprocess.run(["ip", "link", "del", link], capture_output=True, check=False)
-    if GEN_NETNS in _netns():
+    if GEN_NETNS in netns():
         subprocess.run(["ip", "netns", "del", GEN_NETNS], capture_output=True, check=False)
-    for state in (HV_STATE, OVS_STATE):
-        for entry in reversed(_read_json(state).get("started", [])):
-            if _alive(entry["pid"], entry["name"]):
-                os.kill(entry["pid"], 15)
-        if os.path.exists(state):
-            os.unlink(state)
+    stop_recorded_daemons((HV_STATE, OVS_STATE))
     for path in (GUESTS_DIR, OBJECTS_DIR, STAGE_DIR):
         shutil.rmtree(path, ignore_errors=True)
 
@@ -164,7 +136,7 @@ def run():
             "hv": {}, "ovs": {}}
     try:
         info["first"] = run_playbook(PLAYBOOK, extra, timeout=3000)
-        info["hv"], info["ovs"] = _read_json(HV_STATE), _read_json(OVS_STATE)
+        info["hv"], info["ovs"] = read_json(HV_STATE), read_json(OVS_STATE)
         yield info
     finally:
         if not info.get("torn_down"):
@@ -180,12 +152,7 @@ def _require(run):
 
 
 def records(run):
-    found = {}
-    for path in glob.glob(os.path.join(run["dir"], "records", "*.json")):
-        with open(path) as handle:
-            record = json.load(handle)
-        found[record["cell_id"]] = record
-    return found
+    return labstate.records(run["dir"])
 
 
 def test_quick_profile_records_every_cell_of_the_matrix(run):
@@ -296,4 +263,4 @@ def test_teardown_removes_guests_switch_namespace_daemons_and_objects(run):
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert leftovers() == []
     for entry in run["hv"].get("started", []) + run["ovs"].get("started", []):
-        assert not _alive(entry["pid"], entry["name"]), entry
+        assert not alive(entry["pid"], entry["name"]), entry
