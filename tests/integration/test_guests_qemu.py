@@ -286,9 +286,9 @@ def test_teardown_removes_domains_taps_ports_bridges_namespace_and_started_daemo
     proc = run_playbook(PLAYBOOK, extra_vars=VARS, tags=["teardown"], timeout=600)
     lab["torn_down"] = True
     assert proc.returncode == 0, proc.stdout[-6000:]
-    links = links()
+    present = links()
     for name in (GUEST + "-0", GUEST + "-1", BRIDGE, MGMT, UPLINK):
-        assert name not in links
+        assert name not in present
     assert GEN_NETNS not in netns()
     assert not os.path.exists(HV_STATE) and not os.path.exists(OVS_STATE)
     for entry in lab["hv"].get("started", []) + lab["ovs"].get("started", []):
