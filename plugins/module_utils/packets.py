@@ -243,20 +243,23 @@ def _short(text, limit=40):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def build(packet, size=None, qname="example.com"):
+def build(packet, size=None, qname="example.com", dst_ip=None):
     """The frame for ``packet``: a kind from KINDS or a hex string.
 
     Returns ``(kind, frame)``; kind is ``hex`` for a hex frame (``size`` must
-    then be empty or equal to its length).
+    then be empty or equal to its length, and ``dst_ip`` empty). ``dst_ip``
+    replaces the default destination address of a built frame.
     """
     kind = str(packet).strip()
-    if kind == "udp":
-        return kind, udp_frame(size)
-    if kind == "dns_query":
-        return kind, dns_query_frame(qname, size=size)
-    if kind == "tcp":
-        return kind, tcp_syn_frame(size)
+    builders = {"udp": lambda dst: udp_frame(size, dst_ip=dst),
+                "dns_query": lambda dst: dns_query_frame(qname, size=size, dst_ip=dst),
+                "tcp": lambda dst: tcp_syn_frame(size, dst_ip=dst)}
+    if kind in builders:
+        return kind, builders[kind](dst_ip or DST_IP)
     data = parse_hex(kind)
+    if dst_ip:
+        raise PacketError("dst_ip is for built packets (udp, dns_query, tcp), not for a hex packet: "
+                          "write the address into the hex frame")
     if size is not None and size != len(data):
         raise PacketError("size %d does not match the %d bytes of the hex packet (leave size out)"
                           % (size, len(data)))

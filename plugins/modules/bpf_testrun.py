@@ -88,6 +88,14 @@ options:
     description: The name asked for by a V(dns_query) packet.
     type: str
     default: example.com
+  dst_ip:
+    description:
+      - Destination IPv4 address of a V(udp), V(dns_query) or V(tcp) packet instead of
+        198.18.0.2, inside 198.18.0.0/15. Not for hex packets.
+      - A program built with C(XL_TARGET_IP) acts only on frames to that address and passes
+        the others uncounted; time it on frames to its target.
+    type: str
+    version_added: 0.2.0
   repeat:
     description:
       - Runs per round. The kernel reports the mean time per run of a round.
@@ -155,6 +163,13 @@ EXAMPLES = r'''
     rounds: 1
     return_output: true
   register: answer
+
+- name: Cost of the uplink checksum program on frames to its target (built with XL_TARGET_IP)
+  xdplab.offload.bpf_testrun:
+    interface: xl-up0
+    dst_ip: 198.18.2.10
+    packet: udp
+  register: uplink_cost
 
 - name: A hand-made frame
   xdplab.offload.bpf_testrun:
@@ -342,6 +357,7 @@ def main():
             packet=dict(type="str", default="udp"),
             size=dict(type="int"),
             qname=dict(type="str", default="example.com"),
+            dst_ip=dict(type="str"),
             repeat=dict(type="int", default=100000),
             rounds=dict(type="int", default=5),
             cpu=dict(type="int"),
@@ -359,9 +375,9 @@ def main():
     if not 1 <= p["rounds"] <= MAX_ROUNDS:
         module.fail_json(msg="rounds must be 1..%d, got %d" % (MAX_ROUNDS, p["rounds"]), rounds=p["rounds"])
     try:
-        kind, frame = packets.build(p["packet"], p["size"], p["qname"])
+        kind, frame = packets.build(p["packet"], p["size"], p["qname"], p["dst_ip"])
     except packets.PacketError as exc:
-        module.fail_json(msg=exc.msg, packet=p["packet"], size=p["size"])
+        module.fail_json(msg=exc.msg, packet=p["packet"], size=p["size"], dst_ip=p["dst_ip"])
 
     pin_dir = None
     if not p["program"]:

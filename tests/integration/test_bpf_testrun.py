@@ -94,6 +94,23 @@ def test_verdict_of_a_freshly_loaded_program(build_dir, program, defines, packet
     assert not res["counters_restored"]
 
 
+def test_a_targeted_program_is_timed_on_frames_to_its_target(build_dir):
+    """XL_TARGET_IP: frames to other addresses pass uncounted; dst_ip reaches the logic."""
+    target = "198.18.0.9"
+    defines = {"N": 10, "XL_TARGET_IP": int.from_bytes(socket.inet_aton(target), "big")}
+    other = run_testrun(build_dir, program="checksum", defines=defines, packet="udp", **QUICK)
+    assert not other.failed, other
+    assert other["verdict"] == "XDP_PASS"
+    assert all(c["packets"] == 0 for c in other["counters_delta"].values()), other["counters_delta"]
+    aimed = run_testrun(build_dir, program="checksum", defines=defines, packet="udp", dst_ip=target, **QUICK)
+    assert not aimed.failed, aimed
+    assert aimed["verdict"] == "XDP_DROP"
+    assert bytes.fromhex(aimed["packet_hex"])[30:34] == socket.inet_aton(target)
+    assert aimed["counters_delta"]["dropped"]["packets"] == aimed["runs"]
+    hexed = run_testrun(build_dir, program="drop", packet=packets.udp_frame().hex(), dst_ip=target, **QUICK)
+    assert hexed.failed and "not for a hex packet" in hexed["msg"]
+
+
 def udp_ok(frame):
     ip = frame[14:34]
     tot = int.from_bytes(ip[2:4], "big")

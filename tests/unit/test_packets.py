@@ -241,5 +241,18 @@ def test_build_dispatches_and_checks_size_of_hex():
         packets.build("icmp")
 
 
+def test_build_takes_a_destination_address_for_built_frames_only():
+    for kind, builder in (("udp", packets.udp_frame), ("tcp", packets.tcp_syn_frame)):
+        assert packets.build(kind, None, dst_ip="198.19.0.7") == (kind, builder(dst_ip="198.19.0.7"))
+    kind, frame = packets.build("dns_query", 90, "xdplab.test", dst_ip="198.19.0.7")
+    assert frame == packets.dns_query_frame("xdplab.test", size=90, dst_ip="198.19.0.7")
+    assert frame[30:34] == bytes([198, 19, 0, 7])
+    assert packets.build("udp", dst_ip=None) == ("udp", packets.udp_frame())
+    with pytest.raises(packets.PacketError, match="198.18.0.0/15"):
+        packets.build("udp", dst_ip="192.0.2.7")
+    with pytest.raises(packets.PacketError, match="not for a hex packet"):
+        packets.build(packets.udp_frame().hex(), dst_ip="198.18.0.2")
+
+
 def test_international_names_are_sent_as_punycode():
     assert packets.encode_qname("b\u00fccher.example") == b"\x0dxn--bcher-kva\x07example\x00"
