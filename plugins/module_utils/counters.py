@@ -31,7 +31,14 @@ BPF_MAP_TYPE_ARRAY = 2
 BPF_MAP_TYPE_PERCPU_ARRAY = 6
 MAP_NAME = "xl_stats"
 PROG_PIN = "prog"
+BPFFS = "/sys/fs/bpf"
+PIN_ROOT = os.path.join(BPFFS, "xdplab")
 BPF_STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
+
+
+def default_pin_path(interface, netns=None, root=PIN_ROOT):
+    """Where xdp_program pins an interface's program and maps (one directory per netns)."""
+    return os.path.join(root, netns or "root", interface)
 
 
 class CounterError(Exception):

@@ -19,10 +19,7 @@ import tempfile
 import time
 
 from ansible_collections.xdplab.offload.plugins.module_utils import libbpf, nfp, programs, xdp
-
-BPFFS = "/sys/fs/bpf"
-PIN_ROOT = os.path.join(BPFFS, "xdplab")
-PROG_PIN = "prog"
+from ansible_collections.xdplab.offload.plugins.module_utils.counters import BPFFS, PIN_ROOT, PROG_PIN
 # Compile-time switch of bpf/include/xdplab/kern.h for device-bound builds.
 OFFLOAD_DEFINE = "XL_OFFLOAD"
 
@@ -32,10 +29,6 @@ class DeployError(Exception):
         super(DeployError, self).__init__(msg)
         self.msg = msg
         self.details = details
-
-
-def default_pin_path(interface, netns=None, root=PIN_ROOT):
-    return os.path.join(root, netns or "root", interface)
 
 
 def bpffs_mounted(path=BPFFS):

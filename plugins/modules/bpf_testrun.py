@@ -253,8 +253,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.xdplab.offload.plugins.module_utils import counters as ctr
 from ansible_collections.xdplab.offload.plugins.module_utils import libbpf, packets
-from ansible_collections.xdplab.offload.plugins.module_utils.xdp_deploy import (
-    DeployError, default_pin_path, load_program)
+from ansible_collections.xdplab.offload.plugins.module_utils.counters import default_pin_path
+from ansible_collections.xdplab.offload.plugins.module_utils.xdp_deploy import DeployError, load_program
 
 BPF_PROG_TYPE_XDP = 6
 VERDICTS = {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 4: "XDP_REDIRECT"}

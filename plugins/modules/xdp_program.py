@@ -186,9 +186,9 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.xdplab.offload.plugins.module_utils import xdp
+from ansible_collections.xdplab.offload.plugins.module_utils.counters import default_pin_path
 from ansible_collections.xdplab.offload.plugins.module_utils.xdp_deploy import (
-    DeployError, attached_program, check_bpffs, default_pin_path, deploy, load_program,
-    pinned_prog_id, remove_pins)
+    DeployError, attached_program, check_bpffs, deploy, load_program, pinned_prog_id, remove_pins)
 
 
 def _describe(state):

@@ -170,7 +170,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.xdplab.offload.plugins.module_utils import counters as ctr
 from ansible_collections.xdplab.offload.plugins.module_utils import libbpf
-from ansible_collections.xdplab.offload.plugins.module_utils.xdp_deploy import default_pin_path
+# not from xdp_deploy: that would import pyroute2, seconds of start-up in an emulated guest
+from ansible_collections.xdplab.offload.plugins.module_utils.counters import default_pin_path
 
 MAX_INTERVAL = 3600.0
 

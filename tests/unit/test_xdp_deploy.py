@@ -1,10 +1,14 @@
 """Pure parts of the XDP deploy logic (no root needed)."""
-from ansible_collections.xdplab.offload.plugins.module_utils import xdp, xdp_deploy
+import os
+import subprocess
+import sys
+
+from ansible_collections.xdplab.offload.plugins.module_utils import counters, xdp, xdp_deploy
 
 
 def test_default_pin_path_separates_namespaces():
-    assert xdp_deploy.default_pin_path("xl-dut0", "xl-dut") == "/sys/fs/bpf/xdplab/xl-dut/xl-dut0"
-    assert xdp_deploy.default_pin_path("eth0") == "/sys/fs/bpf/xdplab/root/eth0"
+    assert counters.default_pin_path("xl-dut0", "xl-dut") == "/sys/fs/bpf/xdplab/xl-dut/xl-dut0"
+    assert counters.default_pin_path("eth0") == "/sys/fs/bpf/xdplab/root/eth0"
 
 
 def test_mode_flags_match_the_kernel_uapi():
@@ -31,3 +35,12 @@ def test_remove_pins_prunes_empty_parents_under_the_root_only(tmp_path):
     assert not xdp_deploy.remove_pins(str(pin), root=str(root))
     xdp_deploy.remove_pins(str(other), root=str(root))
     assert not root.exists() and tmp_path.exists()
+
+
+def test_reading_counters_does_not_import_pyroute2():
+    """xdp_stats runs in emulated guests, where importing pyroute2 alone costs about two seconds."""
+    code = ("import sys; import ansible_collections.xdplab.offload.plugins.modules.xdp_stats; "
+            "print('pyroute2' in sys.modules)")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "False"
