@@ -24,6 +24,13 @@ class ModuleResult(dict):
     def changed(self):
         return bool(self.get("changed"))
 
+    def __repr__(self):
+        # The message first: pytest cuts a long assertion message in the middle, and
+        # the message is what explains a failed result.
+        if "msg" in self:
+            return "msg=%r %s" % (self["msg"], dict.__repr__(self))
+        return dict.__repr__(self)
+
 
 def run_module(name, args=None, check=False, diff=False, timeout=300):
     """Run plugins/modules/<name>.py with ``args``; return its result dict."""
