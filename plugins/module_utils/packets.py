@@ -251,11 +251,13 @@ def build(packet, size=None, qname="example.com", dst_ip=None):
     replaces the default destination address of a built frame.
     """
     kind = str(packet).strip()
-    builders = {"udp": lambda dst: udp_frame(size, dst_ip=dst),
-                "dns_query": lambda dst: dns_query_frame(qname, size=size, dst_ip=dst),
-                "tcp": lambda dst: tcp_syn_frame(size, dst_ip=dst)}
-    if kind in builders:
-        return kind, builders[kind](dst_ip or DST_IP)
+    dst = dst_ip or DST_IP
+    if kind == "udp":
+        return kind, udp_frame(size, dst_ip=dst)
+    if kind == "dns_query":
+        return kind, dns_query_frame(qname, size=size, dst_ip=dst)
+    if kind == "tcp":
+        return kind, tcp_syn_frame(size, dst_ip=dst)
     data = parse_hex(kind)
     if dst_ip:
         raise PacketError("dst_ip is for built packets (udp, dns_query, tcp), not for a hex packet: "

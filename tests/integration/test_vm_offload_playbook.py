@@ -37,7 +37,7 @@ import yaml
 
 from ansible_collections.xdplab.offload.plugins.module_utils import matrix
 from lib.labstate import alive, links, netns, read_json, stop_recorded_daemons
-from lib import labstate
+from lib.labstate import records as read_records
 from lib.modrun import ROOT, run_playbook
 
 pytestmark = [
@@ -152,7 +152,7 @@ def _require(run):
 
 
 def records(run):
-    return labstate.records(run["dir"])
+    return read_records(run["dir"])
 
 
 def test_quick_profile_records_every_cell_of_the_matrix(run):
