@@ -19,6 +19,8 @@ import ipaddress
 import re
 import struct
 
+from ansible_collections.xdplab.offload.plugins.module_utils.safety import BENCH_NET
+
 ETH_HLEN = 14
 IPV4_HLEN = 20
 UDP_HLEN = 8
@@ -36,7 +38,7 @@ SRC_MAC = "02:00:c6:12:00:01"
 DST_MAC = "02:00:c6:12:00:02"
 SRC_IP = "198.18.0.1"
 DST_IP = "198.18.0.2"
-BENCH_NET = ipaddress.ip_network("198.18.0.0/15")
+# BENCH_NET (198.18.0.0/15) comes from safety.py, the one place that says where traffic may go.
 
 KINDS = ("udp", "dns_query", "tcp")
 QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28, "ANY": 255}

@@ -35,6 +35,8 @@ import json
 import os
 import re
 
+from ansible_collections.xdplab.offload.plugins.module_utils.safety import BENCH_NET
+
 try:
     import pyroute2
     from pyroute2 import IPRoute
@@ -50,7 +52,6 @@ except ImportError as exc:  # pragma: no cover - depends on the host
     PYROUTE2_IMPORT_ERROR = exc
     NUD_PERMANENT = 0x80
 
-LAB_NETWORK = ipaddress.ip_network("198.18.0.0/15")
 OWNER = "xdplab.offload.lab_wire"
 SIDES = ("lg", "dut")
 IFNAMSIZ = 16
@@ -124,11 +125,11 @@ def parse_address(value, option):
     if iface.version != 4 or "/" not in str(value):
         raise WireError("%s %r must be an IPv4 address with a prefix length (like 198.18.0.1/24)."
                         % (option, value), option=option, value=value)
-    if not iface.network.subnet_of(LAB_NETWORK):
+    if not iface.network.subnet_of(BENCH_NET):
         raise WireError(
             "%s %s is outside %s; the lab uses only RFC 2544's benchmarking range, pick an address "
-            "(and prefix length of at least /%d) inside it." % (option, value, LAB_NETWORK, LAB_NETWORK.prefixlen),
-            option=option, value=str(value), allowed=str(LAB_NETWORK))
+            "(and prefix length of at least /%d) inside it." % (option, value, BENCH_NET, BENCH_NET.prefixlen),
+            option=option, value=str(value), allowed=str(BENCH_NET))
     if iface.network.prefixlen <= 30 and iface.ip in (iface.network.network_address,
                                                       iface.network.broadcast_address):
         raise WireError("%s %s is the network or broadcast address of %s; pick a host address."
