@@ -72,7 +72,7 @@ seealso:
 EXAMPLES = r'''
 - name: Figures and report page of a fetched run
   xdplab.offload.results_report:
-    path: "{{ playbook_dir }}/../results/20190624T100000Z"
+    path: "{{ lookup('xdplab.offload.results_dir', 'results', run_id='20190624T100000Z') }}"
   vars:
     ansible_python_interpreter: "{{ ansible_playbook_python }}"
 

@@ -73,7 +73,7 @@ seealso:
 EXAMPLES = r'''
 - name: Summarise a fetched run
   xdplab.offload.results_summary:
-    path: "{{ playbook_dir }}/../results/2019-06-24-drop"
+    path: "{{ lookup('xdplab.offload.results_dir', 'results', run_id='2019-06-24-drop') }}"
   register: summary
   vars:
     ansible_python_interpreter: "{{ ansible_playbook_python }}"

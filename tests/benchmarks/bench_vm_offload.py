@@ -59,6 +59,8 @@ def bench_vars(profile, cold_image):
     extra = {
         "profile": profile,
         "results_report_enabled": False,
+        # The warm run finds the lab the bare run left up; the finally clause tears it down.
+        "keep_lab": True,
         "hypervisor_state_file": "/run/xdplab/bench-vm-hypervisor.json",
         "ovs_state_file": "/run/xdplab/bench-vm-ovs.json",
         "ovs_bridges": [{"name": BRIDGE, "datapath_type": "auto",

@@ -53,12 +53,15 @@ def run():
         pytest.skip("the emulated lab (xl-lg/xl-dut) is already up; this test builds and removes it itself")
     run_id = "test-%s" % uuid.uuid4().hex[:8]
     extra = {"run_id": run_id, "experiments": EXPERIMENTS, "results_report_enabled": False}
-    first = run_playbook(PLAYBOOK, extra)
+    # The first two runs keep the lab for the next; the third, a whole run without
+    # keep_lab, removes what it brought up when it ends.
+    first = run_playbook(PLAYBOOK, dict(extra, keep_lab=True))
     second = run_playbook(PLAYBOOK, extra, tags=["measure"])
     mtimes = _record_mtimes(run_id)
-    third = run_playbook(PLAYBOOK, dict(extra, retry_failed=True), tags=["measure"])
+    third = run_playbook(PLAYBOOK, dict(extra, retry_failed=True))
+    after_third = xl_objects()
     yield {"run_id": run_id, "first": first, "second": second, "third": third, "mtimes": mtimes,
-           "dir": os.path.join(ROOT, "results", run_id)}
+           "after_third": after_third, "dir": os.path.join(ROOT, "results", run_id)}
     teardown = run_playbook(PLAYBOOK, {"run_id": run_id}, tags=["teardown"])
     shutil.rmtree(os.path.join(ROOT, "results", run_id), ignore_errors=True)
     shutil.rmtree(os.path.join("/opt/xdplab/results", run_id), ignore_errors=True)
@@ -126,6 +129,14 @@ def test_retry_failed_runs_only_the_failed_cell_again(run):
     rewritten = sorted(cell for cell in after if after[cell] != run["mtimes"][cell])
     assert rewritten == ["complexity-loop-n100-nowhere-s64-r0-rep1"]
     assert records(run)["complexity-loop-n100-nowhere-s64-r0-rep1"]["status"] == "failed"
+
+
+def test_a_run_without_keep_lab_removes_the_wire_when_it_ends(run):
+    assert run["third"].returncode == 0, run["third"].stdout[-6000:]
+    assert "Remove the wire and everything on it" in run["third"].stdout
+    assert run["after_third"] == [], "the run left %s behind" % run["after_third"]
+    # keep_lab=true kept it: the second run (measure only) found the wire up and measured nothing again.
+    assert "Remove the wire and everything on it" not in run["first"].stdout
 
 
 def test_summary_has_one_row_per_cell_group(run):

@@ -38,7 +38,7 @@ import yaml
 from ansible_collections.xdplab.offload.plugins.module_utils import matrix
 from lib.labstate import alive, links, netns, read_json, stop_recorded_daemons
 from lib.labstate import records as read_records
-from lib.modrun import ROOT, run_playbook
+from lib.modrun import ROOT, recap_changed, run_playbook
 
 pytestmark = [
     pytest.mark.root,
@@ -135,7 +135,8 @@ def run():
     info = {"run_id": run_id, "dir": os.path.join(ROOT, "results", run_id), "extra": extra,
             "hv": {}, "ovs": {}}
     try:
-        info["first"] = run_playbook(PLAYBOOK, extra, timeout=3000)
+        # keep_lab: the re-run below finds the lab up; it then removes it as a run does by default.
+        info["first"] = run_playbook(PLAYBOOK, dict(extra, keep_lab=True), timeout=3000)
         info["hv"], info["ovs"] = read_json(HV_STATE), read_json(OVS_STATE)
         yield info
     finally:
@@ -245,22 +246,26 @@ def test_summary_csv_has_a_row_per_cell_group(run):
     assert {r["experiment"] for r in rows} == {"vm_drop", "vm_cpu_share", "neighbour"}
 
 
-def test_rerun_with_the_same_run_id_skips_recorded_cells(run):
+def test_rerun_with_the_same_run_id_skips_recorded_cells_and_removes_the_lab_when_it_ends(run):
     _require(run)
     paths = glob.glob(os.path.join("/opt/xdplab/results", run["run_id"], "records", "*.json"))
     before = {p: os.stat(p).st_mtime_ns for p in paths}
-    second = run_playbook(PLAYBOOK, run["extra"], tags=["measure"], timeout=1800)
+    # A whole run without keep_lab: provisioning finds the lab up, every cell is recorded already,
+    # and the lab goes when the run ends.
+    second = run_playbook(PLAYBOOK, run["extra"], timeout=1800)
+    run["torn_down"] = True
     assert second.returncode == 0, second.stdout[-6000:] + second.stderr[-2000:]
     assert "TASK [xdplab.offload.experiment : Send traffic" not in second.stdout
     assert "TASK [xdplab.offload.experiment : Send DNS queries" not in second.stdout
     assert {p: os.stat(p).st_mtime_ns for p in paths} == before
-
-
-def test_teardown_removes_guests_switch_namespace_daemons_and_objects(run):
-    _require(run)
-    proc = run_playbook(PLAYBOOK, run["extra"], tags=["teardown"], timeout=900)
-    run["torn_down"] = True
-    assert proc.returncode == 0, proc.stdout[-6000:]
     assert leftovers() == []
     for entry in run["hv"].get("started", []) + run["ovs"].get("started", []):
         assert not alive(entry["pid"], entry["name"]), entry
+
+
+def test_teardown_playbook_on_a_removed_lab_changes_nothing(run):
+    _require(run)
+    proc = run_playbook("playbooks/teardown.yml", run["extra"], timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert recap_changed(proc.stdout) == 0, proc.stdout[-6000:]
+    assert leftovers() == []
