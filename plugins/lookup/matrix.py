@@ -11,11 +11,27 @@ author:
   - xdplab.offload developers (!UNKNOWN)
 description:
   - Takes a dict of experiments, each a dict of lists (C(programs), C(n), C(locations),
-    C(rates), C(sizes)) and scalars (C(repetitions), C(duration), anything else is copied
-    into every cell), and returns the cartesian product as a list of cells.
-  - Programs without a compile-time N (V(drop), V(dns_nxdomain)) get C(n=None), so an N sweep
-    does not multiply them.
-  - Each cell has a stable C(id) such as C(complexity-loop-n100-driver-s64-r0-rep1).
+    C(rates), C(sizes); the singular key takes one value) and scalars (C(repetitions), C(duration),
+    C(measure), C(probe_rate), C(testrun)), and returns the cartesian product as a list of cells.
+  - Every value is checked before any cell is made; a bad one fails the lookup with a message naming
+    the experiment, the key, the value and the rule. Unknown keys are refused.
+  - Experiment names are 1 to 64 of the characters A-Z a-z 0-9 _ . - (not starting with a dot).
+  - C(programs) are built-in programs (V(drop), V(loop), V(checksum), V(dns_nxdomain)) or the absolute
+    path of an existing C(.c), C(.o) or C(.h) file (characters A-Z a-z 0-9 _ . / + -).
+  - C(locations) are V(offload), V(driver), V(generic), V(afxdp), V(afxdp_generic) (bare metal) and
+    V(nic), V(host_driver), V(vm_driver), V(vm_generic), V(vm_afxdp), V(baseline) (VM experiments).
+  - C(n) is an integer from 0 to 1000000; C(sizes) integers from 60 to 9018 (frame bytes without FCS,
+    default 64); C(rates) numbers from 0 (as fast as the generator can, the default) to 200000000
+    packets per second; C(duration) seconds above 0 and at most 3600 (default 10); C(repetitions)
+    an integer from 1 to 1000 (default 1); C(probe_rate) queries per second above 0 and at most
+    1000000; C(measure) one of V(throughput) (default), V(latency), V(neighbour); C(testrun) a boolean.
+  - Programs without a compile-time N (V(drop), V(dns_nxdomain), your own files) get C(n=None), so an
+    N sweep does not multiply them.
+  - Each cell has a stable C(id) that covers every parameter that changes the measurement, such as
+    C(complexity-loop-n100-driver-s64-r0-d10-tr-rep1) or C(neighbour-checksum-n100-vm_driver-s64-r50000-d3-neighbour-p1000-rep1):
+    experiment, program, C(n) (if any), location, size, rate, duration, the measure unless it is
+    throughput, the probe rate of neighbour cells, C(tr) for cells with C(testrun), the repetition.
+    A user's file appears as its base name and a short digest of its path.
 options:
   _terms:
     description: One dict of experiments.

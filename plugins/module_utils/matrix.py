@@ -3,23 +3,61 @@
 """Expand an experiment description into cells with stable ids.
 
 An experiment is a dict of lists (programs, n, locations, rates, sizes) plus
-scalars (repetitions, duration, and anything else, copied into each cell).
-The cells are the cartesian product, minus the exclusions, in a stable order.
+scalars (repetitions, duration, measure, probe_rate, testrun). The cells are
+the cartesian product, minus the exclusions, in a stable order.
+
+Every value is checked before any cell exists: a cell's values end up on
+command lines run as root (make's ``N=``, the load generator's arguments), so
+anything that is not what the key documents is refused with a message naming
+the experiment, the key, the value and the rule. Unknown keys are refused too
+(a typo would otherwise be copied into every cell and silently ignored).
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import hashlib
 import itertools
+import os
 import re
+
+from ansible_collections.xdplab.offload.plugins.module_utils import safety
+from ansible_collections.xdplab.offload.plugins.module_utils.programs import BUILTIN_PROGRAMS
 
 # Programs whose cost is set by a compile-time N; for the others N is collapsed.
 PROGRAMS_WITH_N = ("loop", "checksum")
 AXES = (("program", "programs"), ("n", "n"), ("location", "locations"), ("rate", "rates"), ("size", "sizes"))
+# The locations the playbooks deploy (experiment role and the VM playbook's location map).
+LOCATIONS = ("offload", "driver", "generic", "afxdp", "afxdp_generic",
+             "nic", "host_driver", "vm_driver", "vm_generic", "vm_afxdp", "baseline")
+MEASURES = ("throughput", "latency", "neighbour")
+SCALARS = ("repetitions", "duration", "measure", "probe_rate", "testrun")
+# Keys an experiment may have: the axes (plural, or singular for one value) and the scalars.
+KNOWN_KEYS = frozenset([k for pair in AXES for k in pair] + list(SCALARS))
+
+# Bounds (inclusive unless said otherwise); documented in the lookup's DOCUMENTATION.
+MAX_N = 1000000
+MIN_SIZE, MAX_SIZE = 60, 9018            # frame bytes without FCS; 9018: a jumbo frame
+MAX_RATE = 200e6                         # pps; 0 = as fast as the generator can (100GbE: 148.8 Mpps)
+MAX_DURATION = 3600.0                    # seconds, more than 0
+MAX_REPETITIONS = 1000
+MAX_PROBE_RATE = 1e6                     # DNS queries per second, more than 0
+MAX_CELLS = 100000
+
 _SAFE = re.compile(r"[^A-Za-z0-9_.]+")
+# A user's program: an absolute, normalised path of plain characters to a .c, .o or .h file.
+_USER_PROGRAM_RE = re.compile(r"/[A-Za-z0-9_./+-]+\.[coh]")
 
 
 class MatrixError(Exception):
     pass
+
+
+def _refuse(experiment, key, value, rule):
+    raise MatrixError("experiment %s: %s %r refused: %s" % (experiment, key, value, rule))
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
 
 
 def _as_list(value, axis, experiment):
@@ -32,11 +70,118 @@ def _as_list(value, axis, experiment):
     return [value]
 
 
+def check_program(value, experiment="?", key="programs"):
+    """A built-in program name or the absolute path of an existing .c/.o/.h file, else MatrixError."""
+    if isinstance(value, str) and value in BUILTIN_PROGRAMS:
+        return value
+    rule = ("must be one of the built-in programs (%s) or the absolute path of an existing .c, .o or .h file "
+            "(characters A-Z a-z 0-9 _ . / + -)" % ", ".join(BUILTIN_PROGRAMS))
+    if (not isinstance(value, str) or not _USER_PROGRAM_RE.fullmatch(value) or os.path.normpath(value) != value
+            or "/../" in value + "/" or not os.path.isfile(value)):
+        _refuse(experiment, key, value, rule)
+    return value
+
+
+def check_n(value, experiment="?", key="n"):
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_N:
+        _refuse(experiment, key, value, "must be an integer from 0 to %d" % MAX_N)
+    return value
+
+
+def check_location(value, experiment="?", key="locations"):
+    if not isinstance(value, str) or value not in LOCATIONS:
+        _refuse(experiment, key, value, "must be one of %s" % ", ".join(LOCATIONS))
+    return value
+
+
+def check_size(value, experiment="?", key="sizes"):
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not MIN_SIZE <= value <= MAX_SIZE:
+        _refuse(experiment, key, value, "must be an integer frame length from %d to %d bytes" % (MIN_SIZE, MAX_SIZE))
+    return value
+
+
+def check_rate(value, experiment="?", key="rates"):
+    if value is None:
+        return None
+    if not _is_number(value) or not 0 <= value <= MAX_RATE:
+        _refuse(experiment, key, value, "must be a number of packets per second from 0 (as fast as the generator "
+                "can) to %d" % MAX_RATE)
+    return value
+
+
+def check_duration(value, experiment="?", key="duration"):
+    if not _is_number(value) or not 0 < value <= MAX_DURATION:
+        _refuse(experiment, key, value, "must be a number of seconds above 0 and at most %d" % MAX_DURATION)
+    return value
+
+
+def check_repetitions(value, experiment="?", key="repetitions"):
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_REPETITIONS:
+        _refuse(experiment, key, value, "must be an integer from 1 to %d" % MAX_REPETITIONS)
+    return value
+
+
+def check_probe_rate(value, experiment="?", key="probe_rate"):
+    if not _is_number(value) or not 0 < value <= MAX_PROBE_RATE:
+        _refuse(experiment, key, value, "must be a number of queries per second above 0 and at most %d"
+                % MAX_PROBE_RATE)
+    return value
+
+
+def check_measure(value, experiment="?", key="measure"):
+    if not isinstance(value, str) or value not in MEASURES:
+        _refuse(experiment, key, value, "must be one of %s" % ", ".join(MEASURES))
+    return value
+
+
+def check_testrun(value, experiment="?", key="testrun"):
+    if not isinstance(value, bool):
+        _refuse(experiment, key, value, "must be true or false")
+    return value
+
+
+_AXIS_CHECKS = {"program": check_program, "n": check_n, "location": check_location,
+                "rate": check_rate, "size": check_size}
+
+
+def _number_text(value):
+    """2.0 -> '2', 0.5 -> '0.5': the same value gives the same id whether written as int or float."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def _program_text(program):
+    if program in BUILTIN_PROGRAMS:
+        return program
+    # A user's file: its base name and a short digest of the whole path (two files of one name differ).
+    return "%s_%s" % (os.path.basename(program), hashlib.sha256(program.encode("utf-8")).hexdigest()[:8])
+
+
 def cell_id(cell):
-    parts = [cell["experiment"], cell["program"]]
+    """The cell's stable, readable id; it covers every parameter that changes the measurement.
+
+    ``<experiment>-<program>[-n<N>]-<location>-s<size>-r<rate>-d<duration>[-<measure>][-p<probe_rate>][-tr]-rep<k>``:
+    the measure only when it is not throughput, the probe rate only for neighbour cells (the only ones that
+    send probes), ``tr`` when the cell also measures the BPF_PROG_TEST_RUN cost.
+    """
+    parts = [cell["experiment"], _program_text(cell["program"])]
     if cell.get("n") is not None:
         parts.append("n%s" % cell["n"])
-    parts += [cell["location"], "s%s" % cell["size"], "r%s" % cell["rate"], "rep%s" % cell["repetition"]]
+    parts += [cell["location"], "s%s" % cell["size"], "r%s" % _number_text(cell["rate"]),
+              "d%s" % _number_text(cell["duration"])]
+    measure = cell.get("measure") or "throughput"
+    if measure != "throughput":
+        parts.append(measure)
+    if measure == "neighbour" and cell.get("probe_rate") is not None:
+        parts.append("p%s" % _number_text(cell["probe_rate"]))
+    if cell.get("testrun"):
+        parts.append("tr")
+    parts.append("rep%s" % cell["repetition"])
     return "-".join(_SAFE.sub("_", str(p)) for p in parts)
 
 
@@ -47,11 +192,50 @@ def _excluded(cell, exclusions):
     return False
 
 
+def validate_experiment(name, spec):
+    """Check one experiment; return ``(axis value lists, scalars)`` or raise MatrixError."""
+    try:
+        safety.name(name, "experiment name", "experiment name")
+    except safety.UnsafeInput as exc:
+        raise MatrixError(exc.msg)
+    if not isinstance(spec, dict):
+        raise MatrixError("experiment %s: its description must be a dict (programs, locations, ...), got %r"
+                          % (name, spec))
+    unknown = sorted(str(k) for k in spec if k not in KNOWN_KEYS)
+    if unknown:
+        raise MatrixError("experiment %s: unknown key(s) %s refused: an experiment has only %s"
+                          % (name, ", ".join(unknown), ", ".join(sorted(KNOWN_KEYS))))
+    for key, plural in AXES:
+        if key != plural and key in spec and plural in spec:
+            raise MatrixError("experiment %s: give %s or %s, not both" % (name, key, plural))
+    if not ("programs" in spec or "program" in spec) or not ("locations" in spec or "location" in spec):
+        raise MatrixError("experiment %s needs at least programs and locations" % name)
+    values = []
+    for key, plural in AXES:
+        used = plural if plural in spec else key
+        axis = _as_list(spec.get(used), used, name)
+        for value in axis:
+            if value is None and key in ("program", "location"):
+                _refuse(name, used, value, "must be given")
+            _AXIS_CHECKS[key](value, name, used)
+        values.append(axis)
+    scalars = {
+        "repetitions": check_repetitions(spec.get("repetitions", 1), name),
+        "duration": check_duration(spec.get("duration", 10), name),
+        "measure": check_measure(spec.get("measure", "throughput"), name),
+        "testrun": check_testrun(spec.get("testrun", False), name),
+    }
+    if "probe_rate" in spec:
+        scalars["probe_rate"] = check_probe_rate(spec["probe_rate"], name)
+    return values, scalars
+
+
 def expand(experiments, exclude=None, only=None, programs_with_n=PROGRAMS_WITH_N):
     """Return the list of cells of ``experiments`` (a dict name -> spec).
 
     ``exclude`` is a list of partial cells; a cell matching every key of one
-    of them is dropped. ``only`` restricts to the named experiments.
+    of them is dropped. ``only`` restricts to the named experiments. Every
+    experiment is validated before any cell is made (MatrixError).
     """
     if not isinstance(experiments, dict):
         raise MatrixError("experiments must be a dict of experiment name -> description")
@@ -59,21 +243,16 @@ def expand(experiments, exclude=None, only=None, programs_with_n=PROGRAMS_WITH_N
     for rule in exclusions:
         if not isinstance(rule, dict) or not rule:
             raise MatrixError("each exclusion must be a non-empty dict, got %r" % (rule,))
+    checked = {}
+    for name in sorted(experiments, key=str):
+        checked[name] = validate_experiment(name, experiments[name])
     cells = []
     seen = set()
-    for name in sorted(experiments):
+    for name in sorted(checked):
         if only and name not in only:
             continue
-        spec = dict(experiments[name] or {})
-        if "programs" not in spec or "locations" not in spec:
-            raise MatrixError("experiment %s needs at least programs and locations" % name)
-        reps = spec.pop("repetitions", 1)
-        if not isinstance(reps, int) or reps < 1:
-            raise MatrixError("experiment %s: repetitions must be a positive integer" % name)
-        values = []
-        for key, plural in AXES:
-            values.append(_as_list(spec.pop(plural, spec.pop(key, None)), plural, name))
-        extra = spec
+        values, scalars = checked[name]
+        reps = scalars.pop("repetitions")
         for program, n, location, rate, size in itertools.product(*values):
             if program not in programs_with_n:
                 n = None
@@ -82,7 +261,7 @@ def expand(experiments, exclude=None, only=None, programs_with_n=PROGRAMS_WITH_N
             if size is None:
                 size = 64
             for rep in range(1, reps + 1):
-                cell = dict(extra)
+                cell = dict(scalars)
                 cell.update(experiment=name, program=program, n=n, location=location,
                             rate=rate, size=size, repetition=rep)
                 if _excluded(cell, exclusions):
@@ -92,4 +271,6 @@ def expand(experiments, exclude=None, only=None, programs_with_n=PROGRAMS_WITH_N
                     continue
                 seen.add(cell["id"])
                 cells.append(cell)
+                if len(cells) > MAX_CELLS:
+                    raise MatrixError("the matrix has more than %d cells; split it into several runs" % MAX_CELLS)
     return cells
