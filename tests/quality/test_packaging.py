@@ -11,9 +11,11 @@ import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
+import uuid
 
 import pytest
 import yaml
@@ -191,6 +193,57 @@ def test_smoke_playbook_runs_against_the_installed_copy(installed, tmp_path):
     assert "xdp" not in link, "the check-mode smoke test attached a program to lo: %s" % link.get("xdp")
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert "xl-pk-" not in netns
+
+
+def _lab_wire_links():
+    links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout)
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split()
+    return sorted({link["ifname"] for link in links} & {"xl-lg0", "xl-dut0"} | set(netns) & {"xl-lg", "xl-dut"})
+
+
+ONE_CELL = {"drop": {"programs": ["drop"], "locations": ["driver"], "sizes": [64], "duration": 1,
+                     "repetitions": 1}}
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="the bare-metal playbook builds the emulated lab (root)")
+def test_the_installed_playbooks_run_from_a_users_directory_and_leave_results_there(installed, tmp_path):
+    """As a user of another lab: the installed copy, its shipped inventory, a working directory of
+    their own. The bare-metal playbook measures one cell (its programs built from the installed
+    bpf/), writes the record and summary.csv under ./results of that directory, never inside the
+    collection, records the installed version, and removes the wire when it ends."""
+    if _lab_wire_links():
+        pytest.skip("the emulated lab's wire is up (%s); this test builds and removes it itself" % _lab_wire_links())
+    coll_dir = os.path.join(installed, "ansible_collections", GALAXY["namespace"], GALAXY["name"])
+    inventory = os.path.join(coll_dir, "inventory", "emulated.yml")
+    workdir = tmp_path / "my-lab"
+    workdir.mkdir()
+    env = installed_env(installed)
+    syntax = run([tool("ansible-playbook"), "-i", inventory, "--syntax-check", FQCN + ".vm_offload"],
+                 "packaging-vm-syntax", cwd=str(workdir), env=env, timeout=300)
+    assert syntax.returncode == 0, syntax.tail()
+    run_id = "xl-pkg-%s" % uuid.uuid4().hex[:8]
+    extra = {"profile": "quick", "experiments": ONE_CELL, "run_id": run_id}
+    try:
+        result = run([tool("ansible-playbook"), "-i", inventory, FQCN + ".baremetal_offload", "-e", json.dumps(extra)],
+                     "packaging-baremetal", cwd=str(workdir), env=env, timeout=1500)
+        assert result.returncode == 0, result.tail()
+        run_dir = workdir / "results" / run_id
+        records = sorted(glob.glob(str(run_dir / "records" / "*.json")))
+        assert len(records) == 1, records
+        with open(records[0], encoding="utf-8") as handle:
+            record = json.load(handle)
+        assert record["status"] == "ok", record.get("reason")
+        assert record["location"] == "driver" and record["processed_pps"] > 0
+        assert record["provenance"]["collection_version"] == str(GALAXY["version"])
+        assert (run_dir / "summary.csv").is_file()
+        assert not os.path.exists(os.path.join(coll_dir, "results")), "results landed inside the installed collection"
+        assert _lab_wire_links() == [], "the run left the wire behind"
+    finally:
+        shutil.rmtree(os.path.join("/opt/xdplab/results", run_id), ignore_errors=True)
+        if _lab_wire_links():
+            run([tool("ansible-playbook"), "-i", inventory, FQCN + ".teardown"], "packaging-teardown",
+                cwd=str(workdir), env=env, timeout=600)
 
 
 def _plugin_names(coll_dir, kind):
