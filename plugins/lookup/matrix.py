@@ -47,6 +47,13 @@ options:
     type: list
     elements: str
     default: []
+  cell:
+    description:
+      - The term is one cell as this lookup returns it, not experiments; check it with the same rules
+        (and that its C(id) is the one its values give) and return it as a one-element list.
+      - The C(xdplab.offload.experiment) role checks its O(_terms) this way before it runs a cell.
+    type: bool
+    default: false
 '''
 
 EXAMPLES = r'''
@@ -73,7 +80,7 @@ _raw:
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.xdplab.offload.plugins.module_utils.matrix import MatrixError, expand
+from ansible_collections.xdplab.offload.plugins.module_utils.matrix import MatrixError, check_cell, expand
 
 
 class LookupModule(LookupBase):
@@ -83,6 +90,8 @@ class LookupModule(LookupBase):
         if len(terms) != 1:
             raise AnsibleLookupError("matrix takes exactly one dict of experiments, got %d terms" % len(terms))
         try:
+            if self.get_option("cell"):
+                return [check_cell(terms[0])]
             return expand(terms[0], exclude=self.get_option("exclude"), only=self.get_option("only") or None)
         except MatrixError as exc:
             raise AnsibleLookupError("matrix: %s" % exc)

@@ -230,6 +230,47 @@ def validate_experiment(name, spec):
     return values, scalars
 
 
+CELL_KEYS = frozenset(("experiment", "program", "n", "location", "rate", "size", "repetition", "id") + SCALARS
+                      ) - frozenset(("repetitions",))
+
+
+def check_cell(cell):
+    """Check one cell as ``expand`` makes it (the experiment role checks its input again); return it.
+
+    Every value must pass the same rules as in an experiment, and ``id`` must be the id those values give,
+    so it is a safe file name and names what was measured.
+    """
+    if not isinstance(cell, dict):
+        raise MatrixError("a cell must be a dict as the matrix lookup returns it, got %r" % (cell,))
+    unknown = sorted(str(k) for k in cell if k not in CELL_KEYS)
+    if unknown:
+        raise MatrixError("cell %r: unknown key(s) %s refused: a cell has only %s"
+                          % (cell.get("id"), ", ".join(unknown), ", ".join(sorted(CELL_KEYS))))
+    for key in ("experiment", "program", "location", "size", "rate", "repetition", "duration", "id"):
+        if key not in cell:
+            raise MatrixError("cell %r: %s missing" % (cell.get("id"), key))
+    name = cell["experiment"]
+    try:
+        safety.name(name, "experiment name", "experiment name")
+    except safety.UnsafeInput as exc:
+        raise MatrixError(exc.msg)
+    check_program(cell["program"], name, "program")
+    check_n(cell.get("n"), name, "n")
+    check_location(cell["location"], name, "location")
+    check_size(cell["size"], name, "size")
+    check_rate(cell["rate"], name, "rate")
+    check_duration(cell["duration"], name, "duration")
+    check_repetitions(cell["repetition"], name, "repetition")
+    check_measure(cell.get("measure", "throughput"), name, "measure")
+    check_testrun(cell.get("testrun", False), name, "testrun")
+    if cell.get("probe_rate") is not None:
+        check_probe_rate(cell["probe_rate"], name, "probe_rate")
+    want = cell_id(cell)
+    if cell["id"] != want:
+        _refuse(name, "id", cell["id"], "must be the id of the cell's values, %s" % want)
+    return cell
+
+
 def expand(experiments, exclude=None, only=None, programs_with_n=PROGRAMS_WITH_N):
     """Return the list of cells of ``experiments`` (a dict name -> spec).
 

@@ -140,3 +140,17 @@ def test_a_bad_experiment_refuses_the_whole_matrix_even_if_not_selected():
     with pytest.raises(MatrixError, match="experiment bad"):
         expand({"good": {"programs": ["drop"], "locations": ["driver"]},
                 "bad": {"programs": ["drop"], "locations": ["driver"], "n": ["1;id"]}}, only=["good"])
+
+
+def test_check_cell_accepts_the_matrix_cells_and_refuses_tampered_ones():
+    from ansible_collections.xdplab.offload.plugins.module_utils.matrix import check_cell
+    for cell in expand(EXPERIMENTS):
+        assert check_cell(dict(cell)) == cell
+    cell = expand(EXPERIMENTS)[0]
+    for key, value, match in [("n", "1$(shell id)", "integer"), ("id", "../../etc/x", "id of the cell"),
+                              ("duration", 0, "above 0"), ("program", "drop; id", "built-in"),
+                              ("extra", 1, "unknown key")]:
+        with pytest.raises(MatrixError, match=match):
+            check_cell(dict(cell, **{key: value}))
+    with pytest.raises(MatrixError, match="duration missing"):
+        check_cell(dict((k, v) for k, v in cell.items() if k != "duration"))
