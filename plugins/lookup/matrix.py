@@ -28,7 +28,7 @@ description:
   - Programs without a compile-time N (V(drop), V(dns_nxdomain), your own files) get C(n=None), so an
     N sweep does not multiply them.
   - Each cell has a stable C(id) that covers every parameter that changes the measurement, such as
-    C(complexity-loop-n100-driver-s64-r0-d10-tr-rep1) or C(neighbour-checksum-n100-vm_driver-s64-r50000-d3-neighbour-p1000-rep1):
+    C(complexity-loop-n100-driver-s64-r0-d10-tr-rep1) or C(neighbour-checksum-n100-vm_driver-s64-r50000-d3-neighbour-p1000-rep1), made of
     experiment, program, C(n) (if any), location, size, rate, duration, the measure unless it is
     throughput, the probe rate of neighbour cells, C(tr) for cells with C(testrun), the repetition.
     A user's file appears as its base name and a short digest of its path.
