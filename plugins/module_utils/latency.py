@@ -27,7 +27,8 @@ import math
 import os
 
 from ansible_collections.xdplab.offload.plugins.module_utils.loadgen import (
-    DEFAULTS, LoadgenError, NAME_RE, address_fields, dns_frame_length)
+    DEFAULTS, LoadgenError, address_fields, check_duration, check_packets, dns_frame_length, kernel_target,
+    run_limits)
 
 DEFAULT_BINARY = "/opt/xdplab/bpf/latency/build/xl-latency"
 CLIENT = "xl_latency"
@@ -35,7 +36,6 @@ MIN_SIZE = 60
 MAX_SIZE = 1518
 MAX_RATE = 10e6          # what xl-latency accepts; AF_XDP copy mode manages ~0.5 Mpps
 MAX_QUERIES = 100000000  # rate x duration (the client keeps 4 bytes per RTT)
-MAX_DURATION = 86400.0
 MAX_SAMPLES = 1000000
 XDP_MODES = ("driver", "generic")
 DEFAULT_REPLY_TIMEOUT = 0.5
@@ -76,11 +76,9 @@ def normalize(params, cpu_count=None):
     if interface is None or str(interface) == "":
         raise LoadgenError("interface is required: the latency client's interface (e.g. xl-lg0)")
     interface = str(interface)
-    if len(interface) > 15:
-        raise LoadgenError("interface %r is longer than 15 characters" % interface)
     netns = p.get("netns") or None
-    if netns is not None and not NAME_RE.match(netns):
-        raise LoadgenError("netns %r is not a network namespace name" % (netns,))
+    kernel_target(interface, netns)
+    limits = run_limits(p)
 
     rate = _number(p.get("rate") if p.get("rate") is not None else 0, "rate", "a number of queries per second")
     if rate <= 0:
@@ -88,10 +86,8 @@ def normalize(params, cpu_count=None):
                            "give mode latency a rate of queries per second above 0" % (p.get("rate"),))
     if rate > MAX_RATE:
         raise LoadgenError("rate %.0f queries/s is above the latency client's limit of %.0f" % (rate, MAX_RATE))
-    duration = _number(p.get("duration", 10), "duration", "a number of seconds")
-    if not 0 < duration <= MAX_DURATION:
-        raise LoadgenError("duration %s s is out of range; give 0 < duration <= %d seconds"
-                           % (duration, MAX_DURATION))
+    duration = check_duration(_number(p.get("duration", 10), "duration", "a number of seconds"), limits)
+    check_packets(rate * duration, limits, "rate x duration")
     if rate * duration > MAX_QUERIES:
         raise LoadgenError("rate x duration = %.0f queries is more than the client keeps (%d); shorten the run "
                            "or lower the rate" % (rate * duration, MAX_QUERIES))
@@ -172,6 +168,7 @@ def normalize(params, cpu_count=None):
         "histogram": bool(p.get("histogram", True)) if p.get("histogram") is not None else True,
         "xdp_mode": xdp_mode,
         "queue": queue,
+        "limits": limits,
     }
     spec.update(address_fields(p))
     for key in ("src_port", "dst_port"):

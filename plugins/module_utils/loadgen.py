@@ -22,6 +22,7 @@ Plain functions, no Ansible imports: the module validates with
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import ipaddress
 import json
 import math
 import os
@@ -29,6 +30,8 @@ import re
 import signal
 import socket
 import subprocess
+
+from ansible_collections.xdplab.offload.plugins.module_utils import safety
 
 GENERATORS = ("xl_loadgen", "moongen")
 # "latency" is run by the DNS latency client (module_utils/latency.py), not here.
@@ -44,7 +47,13 @@ NETNS_DIRS = ("/run/netns", "/var/run/netns")
 
 MIN_SIZE = 60        # frame length without FCS: a 64-byte frame on the wire
 MAX_SIZE = 1518      # what a veth with MTU 1500 accepts (MTU + 14 + VLAN tag)
+# A run is bounded by default: at most DEFAULT_MAX_DURATION seconds and, when it is
+# paced (or measures latency), DEFAULT_MAX_PACKETS frames. The options max_duration
+# and max_packets raise the bounds explicitly, never beyond MAX_DURATION / MAX_PACKETS.
+DEFAULT_MAX_DURATION = 3600.0
 MAX_DURATION = 86400.0
+DEFAULT_MAX_PACKETS = 1000000000
+MAX_PACKETS = 10 ** 12
 MAX_THREADS = 64
 # Rates above this are certainly a typo (100 GbE line rate is ~148.8 Mpps).
 MAX_RATE = 1e9
@@ -62,7 +71,6 @@ DEFAULTS = {
 }
 
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9_.@+-]{1,255}$")
 RESULT_PREFIX = "XL-LOADGEN-RESULT "
 # libmoon's "plain" final TX line, the fallback when the script's own line is missing.
 MOONGEN_TX_FINAL_RE = re.compile(
@@ -84,7 +92,7 @@ def _ipv4(value, name):
     try:
         socket.inet_pton(socket.AF_INET, value)
     except (OSError, TypeError, ValueError):
-        raise LoadgenError("%s %r is not an IPv4 address" % (name, value))
+        raise LoadgenError("%s %r is not an IPv4 address" % (name, value), option=name)
     return value
 
 
@@ -154,6 +162,7 @@ def normalize(params, cpu_count=None):
         raise LoadgenError("interface is required: the generator's interface (emulated lab) or DPDK port (MoonGen)")
     interface = str(interface)
     netns = p.get("netns") or None
+    limits = run_limits(p)
 
     rate = p.get("rate", 0)
     try:
@@ -165,13 +174,9 @@ def normalize(params, cpu_count=None):
     if rate > MAX_RATE:
         raise LoadgenError("rate %.0f pps is above %.0f pps; give packets per second" % (rate, MAX_RATE))
 
-    duration = p.get("duration", 10)
-    try:
-        duration = float(duration)
-    except (TypeError, ValueError):
-        raise LoadgenError("duration %r is not a number of seconds" % (duration,))
-    if not 0 < duration <= MAX_DURATION:
-        raise LoadgenError("duration %s s is out of range; give 0 < duration <= %d seconds" % (duration, MAX_DURATION))
+    duration = check_duration(p.get("duration", 10), limits)
+    if rate > 0:
+        check_packets(rate * duration, limits, "rate x duration")
 
     frame = p.get("frame") or "udp"
     if frame not in FRAMES:
@@ -207,8 +212,7 @@ def normalize(params, cpu_count=None):
         bad = [c for c in cpus if c >= cpu_count]
         if bad:
             raise LoadgenError("cpu %s does not exist: this machine has CPUs 0..%d" % (bad[0], cpu_count - 1))
-        if netns is not None and not NAME_RE.match(netns):
-            raise LoadgenError("netns %r is not a network namespace name" % (netns,))
+        kernel_target(interface, netns)
     else:
         if not re.match(r"^\d+$", interface):
             raise LoadgenError("interface %r is not a DPDK port number; with generator moongen, interface is the "
@@ -230,22 +234,99 @@ def normalize(params, cpu_count=None):
         "frame": frame,
         "dns": dns,
         "qname": qname,
+        "limits": limits,
     }
     spec.update(address_fields(p))
     return spec
 
 
+def _unsafe(exc):
+    return LoadgenError(exc.msg, option=exc.option)
+
+
+def kernel_target(interface, netns):
+    """A kernel interface name and an optional namespace name (safety's rules), else LoadgenError."""
+    try:
+        safety.interface_name(interface, "interface")
+        safety.netns_name(netns, "netns")
+    except safety.UnsafeInput as exc:
+        raise _unsafe(exc)
+
+
+def run_limits(p):
+    """The run's bounds: ``max_duration`` (s) and ``max_packets`` from the params, validated."""
+    max_duration = p.get("max_duration")
+    max_duration = DEFAULT_MAX_DURATION if max_duration is None else max_duration
+    try:
+        max_duration = float(max_duration)
+    except (TypeError, ValueError):
+        raise LoadgenError("max_duration %r is not a number of seconds" % (max_duration,), option="max_duration")
+    if not 0 < max_duration <= MAX_DURATION:
+        raise LoadgenError("max_duration %g s is out of range; give 0 < max_duration <= %d seconds"
+                           % (max_duration, MAX_DURATION), option="max_duration")
+    max_packets = p.get("max_packets")
+    max_packets = DEFAULT_MAX_PACKETS if max_packets is None else max_packets
+    try:
+        max_packets = int(max_packets)
+    except (TypeError, ValueError):
+        raise LoadgenError("max_packets %r is not a number of frames" % (max_packets,), option="max_packets")
+    if not 0 < max_packets <= MAX_PACKETS:
+        raise LoadgenError("max_packets %d is out of range; give 0 < max_packets <= %d" % (max_packets, MAX_PACKETS),
+                           option="max_packets")
+    return {"max_duration": max_duration, "max_packets": max_packets}
+
+
+def check_duration(value, limits):
+    """``duration`` as seconds within 0 < duration <= max_duration, else LoadgenError."""
+    try:
+        duration = float(value)
+    except (TypeError, ValueError):
+        raise LoadgenError("duration %r is not a number of seconds" % (value,), option="duration")
+    if math.isnan(duration) or not 0 < duration <= MAX_DURATION:
+        raise LoadgenError("duration %s s is out of range; give 0 < duration <= %d seconds"
+                           % (duration, MAX_DURATION), option="duration")
+    if duration > limits["max_duration"]:
+        raise LoadgenError("duration %g s is above max_duration (%g s), the bound on one run; give max_duration "
+                           "explicitly (at most %d) to send longer" % (duration, limits["max_duration"], MAX_DURATION),
+                           option="duration")
+    return duration
+
+
+def check_packets(count, limits, what):
+    """A planned frame count within max_packets, else LoadgenError."""
+    if count > limits["max_packets"]:
+        raise LoadgenError("%s = %.0f frames is above max_packets (%d), the bound on one run; give max_packets "
+                           "explicitly (at most %d) to send more" % (what, count, limits["max_packets"], MAX_PACKETS),
+                           option="max_packets")
+
+
 def address_fields(p):
-    """Validated src/dst MACs, IPv4 addresses and ports from module-style params (None = default)."""
+    """Validated src/dst MACs, IPv4 addresses and ports from module-style params (None = default).
+
+    ``dst_ip`` and ``src_ip`` (where a responder's replies go) must lie in
+    198.18.0.0/15, loopback, or a network of ``allowed_destinations``.
+    """
     fields = {}
     for key in ("src_mac", "dst_mac"):
         value = p.get(key)
         if value is not None and not MAC_RE.match(str(value)):
-            raise LoadgenError("%s %r is not a MAC address like 02:00:c6:12:00:01" % (key, value))
+            raise LoadgenError("%s %r is not a MAC address like 02:00:c6:12:00:01" % (key, value), option=key)
         fields[key] = str(value).lower() if value is not None else None
+    try:
+        allowed = safety.allowed_networks(p.get("allowed_destinations"), "allowed_destinations")
+    except safety.UnsafeInput as exc:
+        raise _unsafe(exc)
     for key in ("src_ip", "dst_ip"):
         value = p.get(key)
-        fields[key] = _ipv4(value, key) if value is not None else None
+        if value is not None:
+            _ipv4(value, key)
+            try:
+                safety.destination(value, key, allowed)
+            except safety.UnsafeInput as exc:
+                if key == "src_ip":
+                    raise LoadgenError(exc.msg + " (a responder's replies go to src_ip)", option=key)
+                raise _unsafe(exc)
+        fields[key] = value
     for key in ("src_port", "dst_port"):
         fields[key] = _port(p.get(key), key)
     return fields
@@ -262,6 +343,170 @@ def netns_path(name):
         if os.path.exists(path):
             return path
     return None
+
+
+# ---------------------------------------------------------------- the interface guard
+
+RTN_UNICAST = 1
+AF_NAMES = {socket.AF_INET: "IPv4", socket.AF_INET6: "IPv6"}
+
+
+def _addr(value):
+    """An ip_address from text (zone and IPv4-mapped IPv6 stripped), or None."""
+    if not value:
+        return None
+    try:
+        addr = ipaddress.ip_address(str(value).split("%", 1)[0])
+    except ValueError:
+        return None
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return mapped or addr
+
+
+def ssh_connection(environ=None, proc="/proc", pid=None):
+    """(client address, server address) of the SSH session Ansible runs in, or None.
+
+    ``SSH_CONNECTION`` ("client port server port") comes from the module's
+    environment or, when ``become`` (sudo) dropped it, from the nearest ancestor
+    process that has it.
+    """
+    environ = os.environ if environ is None else environ
+    value = environ.get("SSH_CONNECTION")
+    pid = os.getppid() if pid is None else pid
+    seen = 0
+    while not value and pid > 1 and seen < 32:
+        seen += 1
+        try:
+            with open(os.path.join(proc, str(pid), "environ"), "rb") as handle:
+                for item in handle.read().split(b"\0"):
+                    if item.startswith(b"SSH_CONNECTION="):
+                        value = item.split(b"=", 1)[1].decode("ascii", "replace")
+                        break
+            with open(os.path.join(proc, str(pid), "stat")) as handle:
+                pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    fields = (value or "").split()
+    if len(fields) < 3:
+        return None
+    client, server = _addr(fields[0]), _addr(fields[2])
+    if server is None:
+        return None
+    return client, server
+
+
+def guarded_interfaces(links, routes, addresses, ssh=None, ssh_route_oifs=()):
+    """Interfaces test traffic must not use: {ifindex: reason}. Pure.
+
+    ``links``: [{"index", "ifname", "kind", "master", "link"}] (``link`` only for a
+    lower device in the same namespace); ``routes``: [{"family", "dst_len", "type",
+    "table", "oifs", "gateway", "nh_id"}]; ``addresses``: [{"index", "address"}];
+    ``ssh``: (client, server) addresses or None; ``ssh_route_oifs``: interfaces of the
+    route back to the SSH client. An interface is guarded when it carries a default
+    route (IPv4 or IPv6, any table), holds the SSH server address or carries the route
+    to the SSH client; the ports of a guarded bridge/bond and the lower device of a
+    guarded VLAN/macvlan are guarded with it (same wire). Returns also key None when a
+    default route's interface cannot be told (a nexthop object): then every interface
+    is refused.
+    """
+    reasons = {}
+
+    def add(index, reason):
+        reasons.setdefault(index, reason)
+
+    for route in routes:
+        if route.get("dst_len") != 0 or route.get("type", RTN_UNICAST) != RTN_UNICAST:
+            continue
+        what = "the default route (%s%s%s)" % (
+            AF_NAMES.get(route.get("family"), "IP"),
+            " via %s" % route["gateway"] if route.get("gateway") else "",
+            " in table %s" % route["table"] if route.get("table") not in (None, 254) else "")
+        if not route.get("oifs"):
+            if route.get("nh_id"):
+                add(None, "the namespace has %s through nexthop object %s, whose interface this module does not "
+                          "resolve" % (what, route["nh_id"]))
+            continue
+        for oif in route["oifs"]:
+            add(oif, "carries %s" % what)
+    if ssh:
+        client, server = ssh
+        for item in addresses:
+            if _addr(item.get("address")) == server:
+                add(item["index"], "holds %s, the address Ansible connects through (SSH_CONNECTION)" % server)
+        for oif in ssh_route_oifs:
+            add(oif, "carries the route to the SSH client %s, Ansible's own connection" % client)
+    by_index = dict((link["index"], link) for link in links)
+    pending = [index for index in reasons if index is not None]
+    while pending:
+        index = pending.pop()
+        name = by_index.get(index, {}).get("ifname", "#%s" % index)
+        related = [(link["index"], "is a port of %s, which %s" % (name, reasons[index]))
+                   for link in links if link.get("master") == index]
+        lower = by_index.get(index, {}).get("link")
+        if lower and lower != index and by_index.get(index, {}).get("kind") != "veth":
+            related.append((lower, "is the lower device of %s, which %s" % (name, reasons[index])))
+        for other, reason in related:
+            if other not in reasons:
+                reasons[other] = reason
+                pending.append(other)
+    return reasons
+
+
+def read_guard_view(ipr):
+    """links, routes, addresses of the namespace ``ipr`` (a pyroute2 IPRoute) is in."""
+    links = []
+    for msg in ipr.get_links():
+        info = msg.get_attr("IFLA_LINKINFO")
+        lower = msg.get_attr("IFLA_LINK")
+        if msg.get_attr("IFLA_LINK_NETNSID") is not None:
+            lower = None
+        links.append({"index": msg["index"], "ifname": msg.get_attr("IFLA_IFNAME"),
+                      "kind": info.get_attr("IFLA_INFO_KIND") if info else None,
+                      "master": msg.get_attr("IFLA_MASTER"), "link": lower})
+    routes = []
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for msg in ipr.route("dump", family=family):
+            if msg["dst_len"] != 0:
+                continue
+            oifs = [msg.get_attr("RTA_OIF")] if msg.get_attr("RTA_OIF") else []
+            for hop in msg.get_attr("RTA_MULTIPATH") or []:
+                if hop.get("oif"):
+                    oifs.append(hop["oif"])
+            routes.append({"family": family, "dst_len": 0, "type": msg["type"],
+                           "table": msg.get_attr("RTA_TABLE") or msg["table"], "oifs": oifs,
+                           "gateway": msg.get_attr("RTA_GATEWAY"), "nh_id": msg.get_attr("RTA_NH_ID")})
+    addresses = [{"index": msg["index"], "address": msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")}
+                 for msg in ipr.get_addr()]
+    return links, routes, addresses
+
+
+def route_oifs(ipr, dst):
+    """Interfaces the namespace would use to reach ``dst`` (none when it has no route)."""
+    if dst is None:
+        return []
+    try:
+        found = ipr.route("get", dst=str(dst))
+    except Exception:  # pylint: disable=broad-except - no route there: nothing to guard
+        return []
+    return [msg.get_attr("RTA_OIF") for msg in found if msg.get_attr("RTA_OIF")]
+
+
+def interface_refusal(ipr, interface, netns=None, ssh=None, mode="throughput"):
+    """None when test traffic may go out of ``interface``, else the sentence that refuses it."""
+    links, routes, addresses = read_guard_view(ipr)
+    reasons = guarded_interfaces(links, routes, addresses, ssh, route_oifs(ipr, ssh[0] if ssh else None))
+    index = next((link["index"] for link in links if link["ifname"] == interface), None)
+    reason = reasons.get(index) or reasons.get(None)
+    if not reason:
+        return None
+    where = ("interface %s in namespace %s" % (interface, netns)) if netns else (
+        "interface %s (root namespace)" % interface)
+    what = ("the latency client redirects every IPv4 frame of its queue to its socket, which would cut the "
+            "machine's own connections" if mode == "latency" else
+            "test traffic there would reach the management or campus network and could cut Ansible's own "
+            "connection")
+    return ("%s %s: %s; the traffic module sends only on lab interfaces (a veth end, a dedicated test port) "
+            "that carry no default route and not Ansible's connection" % (where, reason, what))
 
 
 # ---------------------------------------------------------------- commands

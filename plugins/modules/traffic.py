@@ -39,6 +39,17 @@ description:
     pair that program is also what makes the peer deliver XDP_TX replies at all.
   - Sending traffic is a change, so a run always reports C(changed=true). In check mode nothing is
     sent; the module validates the request and returns the command and what it would send.
+  - "Safety guard, in every mode and also in check mode: O(dst_ip) and O(src_ip) must lie in 198.18.0.0/15,
+    loopback or O(allowed_destinations); O(interface) and O(netns) must be plain names; and with a kernel
+    interface (C(xl_loadgen), O(mode=latency)) the module refuses an interface of the target namespace that
+    carries a default route (IPv4 or IPv6, any routing table), holds the address Ansible connects through
+    (the server address of C(SSH_CONNECTION), from the module's environment or, under C(become), its nearest
+    ancestor process) or carries the route back to the SSH client - and the ports of such a bridge or bond
+    and the lower device of such a VLAN. The latency client redirects every IPv4 frame of its queue to its
+    socket, so on such an interface it would cut the machine's own connections. The refusal names the
+    interface and the reason."
+  - A run is bounded by O(max_duration) (default 3600 s) and, when paced or measuring latency, by
+    O(max_packets) frames.
 author:
   - xdplab.offload developers (!UNKNOWN)
 attributes:
@@ -90,9 +101,31 @@ options:
         (76 bytes with the default O(qname)); a larger size pads the query with an Ethernet trailer.
     type: int
   duration:
-    description: Seconds to send, more than 0 and at most 86400.
+    description: Seconds to send, more than 0 and at most O(max_duration).
     type: float
     default: 10
+  max_duration:
+    description:
+      - The longest O(duration) the module accepts, a bound against a typo that would keep the generator
+        sending for hours. Raise it explicitly for longer runs, up to 86400 (a day).
+    type: float
+    default: 3600
+  max_packets:
+    description:
+      - The most frames one paced run (O(rate) x O(duration)) or latency run may plan; raise it explicitly
+        for more, up to 10^12. A line-rate run (O(rate=0)) is bounded by O(max_duration) only.
+    type: int
+    default: 1000000000
+  allowed_destinations:
+    description:
+      - Networks (CIDR, like C(192.0.2.0/24)) that O(dst_ip) and O(src_ip) (where a responder's replies go)
+        may lie in besides 198.18.0.0/15 (RFC 2544's benchmarking range) and loopback, which are always
+        allowed. Everything else is refused, also in check mode.
+      - The experiment role passes the inventory variable C(traffic_allowed_destinations); list a physical
+        testbed's own networks there, never a campus or management network.
+    type: list
+    elements: str
+    default: []
   threads:
     description:
       - Sending threads (C(xl_loadgen)) or TX queues with one task each (C(moongen)).
@@ -126,10 +159,14 @@ options:
     description: Destination MAC, normally the device under test's. Default C(02:00:c6:12:00:02).
     type: str
   src_ip:
-    description: Source IPv4 address. Default C(198.18.0.1).
+    description:
+      - Source IPv4 address. Default C(198.18.0.1).
+      - A responder replies to it, so it must lie in 198.18.0.0/15, loopback or O(allowed_destinations).
     type: str
   dst_ip:
-    description: Destination IPv4 address. Default C(198.18.0.2).
+    description:
+      - Destination IPv4 address. Default C(198.18.0.2).
+      - Must lie in 198.18.0.0/15, loopback or O(allowed_destinations).
     type: str
   src_port:
     description: UDP source port. Default C(9), or C(40000) with O(frame=dns_query) and O(mode=latency).
@@ -392,20 +429,29 @@ except ImportError:  # pragma: no cover - pyroute2 missing: the generator checks
 
 
 def check_target(module, spec):
-    """The namespace and the interface must exist (xl_loadgen, xl_latency); fail_json otherwise."""
+    """The namespace and the interface must exist (xl_loadgen, xl_latency) and the interface must be
+    a lab interface (no default route, not Ansible's connection); fail_json otherwise."""
     if spec["generator"] not in ("xl_loadgen", latency.CLIENT):
         return
     if spec["netns"] and not loadgen.netns_path(spec["netns"]):
         module.fail_json(msg="network namespace %s does not exist (looked in %s); create it first, e.g. with the "
                              "xdplab.offload.lab_wire role" % (spec["netns"], ", ".join(loadgen.NETNS_DIRS)),
                          netns=spec["netns"], interface=spec["interface"])
-    if HAS_XDP_UTILS:
-        try:
-            with xdp.open_netlink(spec["netns"]) as ipr:
-                xdp.lookup(ipr, spec["interface"], spec["netns"])
-        except xdp.XdpError as exc:
-            module.fail_json(msg="%s; give the generator's interface" % exc.msg,
-                             interface=spec["interface"], netns=spec["netns"])
+    if not HAS_XDP_UTILS:
+        # Without netlink the guard cannot tell a management interface from a lab one: refuse.
+        module.fail_json(msg="pyroute2 is not importable, so the module cannot check that interface %s carries no "
+                             "default route and not Ansible's connection; install pyroute2 (the lab_host role "
+                             "puts it into the module venv)" % spec["interface"], interface=spec["interface"])
+    try:
+        with xdp.open_netlink(spec["netns"]) as ipr:
+            xdp.lookup(ipr, spec["interface"], spec["netns"])
+            refusal = loadgen.interface_refusal(ipr, spec["interface"], spec["netns"], loadgen.ssh_connection(),
+                                                spec["mode"])
+    except xdp.XdpError as exc:
+        module.fail_json(msg="%s; give the generator's interface" % exc.msg,
+                         interface=spec["interface"], netns=spec["netns"])
+    if refusal:
+        module.fail_json(msg=refusal, interface=spec["interface"], netns=spec["netns"], option="interface")
 
 
 def run_latency(module):
@@ -465,6 +511,9 @@ def main():
             rate=dict(type="float", default=0),
             size=dict(type="int"),
             duration=dict(type="float", default=10),
+            max_duration=dict(type="float", default=loadgen.DEFAULT_MAX_DURATION),
+            max_packets=dict(type="int", default=loadgen.DEFAULT_MAX_PACKETS),
+            allowed_destinations=dict(type="list", elements="str", default=[]),
             threads=dict(type="int", default=1),
             cpu=dict(type="list", elements="int"),
             frame=dict(type="str", choices=list(loadgen.FRAMES)),

@@ -104,7 +104,7 @@ def test_size_pads_the_query_but_cannot_cut_it():
     ("src_mac", "02:00:c6:12:00", "src_mac"), ("dst_mac", "zz:00:c6:12:00:02", "dst_mac"),
     ("src_ip", "198.18.0.300", "src_ip"), ("dst_ip", "fe80::1", "dst_ip"), ("src_port", 70000, "src_port"),
     ("dst_port", 0, "dst_port"), ("netns", "../etc", "netns"), ("interface", "", "interface"),
-    ("interface", "x" * 16, "15 characters"), ("qname", "bad name", "qname"),
+    ("interface", "x" * 16, "1 to 15 of the characters"), ("qname", "bad name", "qname"),
 ])
 def test_bad_input_is_refused_naming_the_option(key, value, text):
     with pytest.raises(loadgen.LoadgenError) as err:

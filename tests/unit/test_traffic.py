@@ -169,6 +169,96 @@ def test_moongen_needs_a_dpdk_port_number_and_no_namespace():
     assert "netns" in err.value.msg
 
 
+# ---------------------------------------------------------------- the guard: destinations, bounds
+
+@pytest.mark.parametrize("key,value", [("dst_ip", "8.8.8.8"), ("dst_ip", "10.1.2.3"), ("dst_ip", "192.168.1.1"),
+                                       ("dst_ip", "172.16.0.1"), ("dst_ip", "198.20.0.1"), ("src_ip", "10.0.0.1")])
+def test_destinations_outside_the_benchmarking_range_are_refused_by_name(key, value):
+    with pytest.raises(loadgen.LoadgenError) as err:
+        spec(**{key: value})
+    assert err.value.msg.startswith("%s %s is outside 198.18.0.0/15" % (key, value))
+    assert err.value.details["option"] == key
+
+
+def test_allowed_destinations_admit_exactly_their_networks():
+    assert spec(dst_ip="10.1.2.3", allowed_destinations=["10.1.2.0/24"])["dst_ip"] == "10.1.2.3"
+    assert spec(dst_ip="127.0.0.1")["dst_ip"] == "127.0.0.1"
+    assert spec(dst_ip="198.19.255.254")["dst_ip"] == "198.19.255.254"
+    with pytest.raises(loadgen.LoadgenError, match="dst_ip 10.1.3.1 is outside"):
+        spec(dst_ip="10.1.3.1", allowed_destinations=["10.1.2.0/24"])
+    with pytest.raises(loadgen.LoadgenError, match="allowed_destinations entry 'campus'"):
+        spec(allowed_destinations=["campus"])
+
+
+@pytest.mark.parametrize("value", ["eth0:1", "a/b", "$(id)", "x" * 16, "..", "eth 0"])
+def test_interface_names_are_checked_with_the_shared_rule(value):
+    with pytest.raises(loadgen.LoadgenError) as err:
+        spec(interface=value)
+    assert err.value.msg.startswith("interface %r is not an interface name" % value)
+
+
+def test_duration_and_paced_frames_are_bounded_unless_raised_explicitly():
+    with pytest.raises(loadgen.LoadgenError, match="duration 3601 s is above max_duration"):
+        spec(duration=3601)
+    assert spec(duration=7200, max_duration=7200)["duration"] == 7200
+    with pytest.raises(loadgen.LoadgenError, match="max_duration 90000 s is out of range"):
+        spec(duration=7200, max_duration=90000)
+    with pytest.raises(loadgen.LoadgenError, match="above max_packets"):
+        spec(rate=1000000, duration=1001)
+    assert spec(rate=1000000, duration=1001, max_packets=2000000000)["rate"] == 1000000
+    # line rate: bounded by the duration alone
+    assert spec(rate=0, duration=3600)["duration"] == 3600
+
+
+LINKS = [{"index": 1, "ifname": "lo"}, {"index": 2, "ifname": "eth0"},
+         {"index": 3, "ifname": "br0"}, {"index": 4, "ifname": "eth1", "master": 3},
+         {"index": 5, "ifname": "eth2.10", "kind": "vlan", "link": 6}, {"index": 6, "ifname": "eth2"},
+         {"index": 7, "ifname": "xl-lg0", "kind": "veth", "link": 8}, {"index": 8, "ifname": "xl-lg1", "kind": "veth",
+                                                                        "link": 7}]
+
+
+def test_the_guard_finds_default_routes_their_ports_and_lower_devices():
+    routes = [{"family": 2, "dst_len": 0, "type": 1, "table": 254, "oifs": [3], "gateway": "192.0.2.1"},
+              {"family": 10, "dst_len": 0, "type": 1, "table": 100, "oifs": [5]},
+              {"family": 2, "dst_len": 0, "type": 7, "table": 254, "oifs": []},   # unreachable default
+              {"family": 2, "dst_len": 24, "type": 1, "table": 254, "oifs": [7]}]
+    reasons = loadgen.guarded_interfaces(LINKS, routes, [])
+    assert reasons[3] == "carries the default route (IPv4 via 192.0.2.1)"
+    assert reasons[4].startswith("is a port of br0, which carries the default route")
+    assert reasons[5] == "carries the default route (IPv6 in table 100)"
+    assert reasons[6].startswith("is the lower device of eth2.10")
+    assert set(reasons) == {3, 4, 5, 6}
+
+
+def test_the_guard_finds_the_ssh_servers_address_and_the_route_back_to_the_client():
+    ssh = loadgen.ssh_connection({"SSH_CONNECTION": "192.0.2.9 51000 ::ffff:192.0.2.20 22"}, pid=1)
+    assert [str(a) for a in ssh] == ["192.0.2.9", "192.0.2.20"]
+    addresses = [{"index": 2, "address": "192.0.2.20"}, {"index": 7, "address": "198.18.0.1"}]
+    reasons = loadgen.guarded_interfaces(LINKS, [], addresses, ssh, ssh_route_oifs=[6])
+    assert "holds 192.0.2.20, the address Ansible connects through" in reasons[2]
+    assert "route to the SSH client 192.0.2.9" in reasons[6]
+    assert 7 not in reasons and 8 not in reasons
+    # A veth's peer is not its lower device: guarding one end leaves the other alone.
+    assert 8 not in loadgen.guarded_interfaces(LINKS, [{"family": 2, "dst_len": 0, "oifs": [7]}], [])
+
+
+def test_a_default_route_through_a_nexthop_object_refuses_every_interface():
+    reasons = loadgen.guarded_interfaces(LINKS, [{"family": 2, "dst_len": 0, "type": 1, "oifs": [], "nh_id": 9}], [])
+    assert "nexthop object 9" in reasons[None]
+
+
+def test_ssh_connection_comes_from_the_nearest_ancestor_when_become_dropped_it(tmp_path):
+    for pid, ppid, env in ((40, 30, b"PATH=/bin\0"), (30, 20, b"SSH_CONNECTION=198.18.5.5 5 198.18.5.1 22\0"),
+                           (20, 1, b"")):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "environ").write_bytes(env)
+        (tmp_path / str(pid) / "stat").write_text("%d (sh) S %d 0 0" % (pid, ppid))
+    client, server = loadgen.ssh_connection({}, proc=str(tmp_path), pid=40)
+    assert (str(client), str(server)) == ("198.18.5.5", "198.18.5.1")
+    assert loadgen.ssh_connection({}, proc=str(tmp_path), pid=20) is None
+    assert loadgen.ssh_connection({"SSH_CONNECTION": "garbage"}, pid=1) is None
+
+
 # ---------------------------------------------------------------- commands
 
 def test_xl_loadgen_argument_list_for_defaults():
