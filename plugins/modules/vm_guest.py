@@ -16,9 +16,14 @@ description:
   - The definition is compared field by field with libvirt's inactive XML (the fields this module manages;
     what libvirt adds, such as PCI addresses and controllers, is left alone). Check mode computes the same
     difference and reports it, in diff mode as the inactive XML before and after, without acting.
-  - Refuses to touch a domain of the same name that it did not make (another uuid), names the vNIC models a
-    guest type cannot use (no emulated NICs on a Xen PV guest, no netfront on QEMU/KVM), and, for a local
-    hypervisor, checks that the kernel, initrd, disk image and bridges exist before defining.
+  - Manages only the domains it defined, which carry its metadata element (C(<xl:guest
+    managed-by='xdplab.offload.vm_guest'/>) in namespace C(https://xdplab.invalid/offload/vm_guest/1)). In
+    every O(state), a domain of the same name without that metadata, a domain of the same name with another
+    uuid, or another domain holding the uuid is refused with a message that names the domain and the rule,
+    and nothing is changed - also O(state=absent) never undefines a foreign domain.
+  - Names the vNIC models a guest type cannot use (no emulated NICs on a Xen PV guest, no netfront on
+    QEMU/KVM), and, for a local hypervisor, checks that the kernel, initrd, disk image and bridges exist
+    before defining.
 author:
   - xdplab.offload developers (!UNKNOWN)
 extends_documentation_fragment:
@@ -145,7 +150,9 @@ options:
     type: path
   uuid:
     description:
-      - The domain's uuid. Default derived from O(name). Give the uuid of an existing domain to adopt it.
+      - The domain's uuid. Default derived from O(name). A domain this module defined with another uuid
+        is managed only when its uuid is given here; a domain without this module's metadata is never
+        adopted, whatever uuid is given.
     type: str
   state:
     description:
@@ -350,15 +357,26 @@ def run(module, hv, want):
         have_xml = hv.inactive_xml(dom)
         have = vm.parse(have_xml)
         have_state = hv.state(dom)
+        if not have["managed"]:
+            raise vm.VmError("domain %s at %s was not made by this module: it carries no %s metadata (%s), and "
+                             "vm_guest manages only the domains it defined, whatever their name or uuid; nothing "
+                             "was changed - choose another name" % (name, hv.uri, vm.MANAGED_BY, vm.METADATA_NS),
+                             existing_uuid=have["uuid"], rule="metadata")
         if have["uuid"] != want["uuid"]:
-            raise vm.VmError("domain %s at %s was not made by this module (its uuid is %s, not %s): choose another "
-                             "name, or pass its uuid to adopt it" % (name, hv.uri, have["uuid"], want["uuid"]),
-                             existing_uuid=have["uuid"])
+            raise vm.VmError("domain %s at %s was not made by this module for these parameters (its uuid is %s, "
+                             "not %s); nothing was changed - pass uuid: %s if it is the guest you mean, or choose "
+                             "another name" % (name, hv.uri, have["uuid"], want["uuid"], have["uuid"]),
+                             existing_uuid=have["uuid"], rule="uuid")
     else:
         other = hv.lookup_uuid(want["uuid"])
         if other is not None:
-            raise vm.VmError("uuid %s is already used by domain %s at %s: undefine that domain or pass another "
-                             "uuid" % (want["uuid"], other.name(), hv.uri), existing_name=other.name())
+            mine = vm.parse(hv.inactive_xml(other))["managed"]
+            raise vm.VmError("uuid %s is already used by domain %s at %s (%s); a uuid names one domain, so nothing "
+                             "was changed - undefine that domain or pass another uuid"
+                             % (want["uuid"], other.name(), hv.uri,
+                                "made by this module under that name" if mine else
+                                "not made by this module: it carries no %s metadata" % vm.MANAGED_BY),
+                             existing_name=other.name(), rule="uuid")
 
     result = dict(name=name, uuid=want["uuid"], uri=hv.uri, hypervisor=want["domain_type"],
                   pending_restart=False)

@@ -174,6 +174,7 @@ def test_module_refuses_the_test_drivers_own_domain(libvirt):
     """test:///default ships a domain called 'test': not ours, so not touched."""
     result = run_module("vm_guest", module_args(params(name="test", state="absent")))
     assert result.failed and "was not made by this module" in result["msg"]
+    assert "carries no xdplab.offload.vm_guest metadata" in result["msg"] and result["rule"] == "metadata"
     assert result["existing_uuid"]
 
 

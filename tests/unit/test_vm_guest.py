@@ -392,6 +392,45 @@ def test_foreign_domain_of_the_same_name_is_refused():
     assert hv.calls == []
 
 
+def _unmarked(xml):
+    """The same domain without vm_guest's metadata: what someone else defined with the derived uuid."""
+    start, end = xml.index("  <metadata>"), xml.index("</metadata>\n") + len("</metadata>\n")
+    return xml[:start] + xml[end:]
+
+
+@pytest.mark.parametrize("state", ["defined", "running", "shutdown", "destroyed", "absent"])
+def test_a_domain_without_the_modules_metadata_is_refused_in_every_state_even_with_the_derived_uuid(state):
+    foreign = _unmarked(g1_libvirt_xml())
+    assert vm.parse(foreign)["uuid"] == vm.stable_uuid("xl-g1") and not vm.parse(foreign)["managed"]
+    hv = FakeHypervisor({"xl-g1": FakeDomain(foreign, "running")})
+    with pytest.raises(vm.VmError) as exc:
+        run(dict(g1_params(), state=state), hv)
+    assert exc.value.msg.startswith("domain xl-g1 at qemu+ssh://lab-host/system was not made by this module: it "
+                                    "carries no xdplab.offload.vm_guest metadata")
+    assert exc.value.details["rule"] == "metadata"
+    assert hv.calls == [] and hv.domains["xl-g1"].xml == foreign and hv.domains["xl-g1"].st == "running"
+
+
+def test_giving_the_uuid_of_a_foreign_domain_does_not_adopt_it():
+    foreign = _unmarked(g1_libvirt_xml()).replace(vm.stable_uuid("xl-g1"), "00000000-0000-4000-8000-000000000002")
+    hv = FakeHypervisor({"xl-g1": FakeDomain(foreign, "shutoff")})
+    for state in ("running", "absent"):
+        with pytest.raises(vm.VmError) as exc:
+            run(dict(g1_params(), state=state, uuid="00000000-0000-4000-8000-000000000002"), hv)
+        assert "carries no xdplab.offload.vm_guest metadata" in exc.value.msg
+    assert hv.calls == []
+
+
+def test_a_foreign_domain_holding_the_uuid_under_another_name_is_refused_also_when_absent():
+    other = _unmarked(g1_libvirt_xml()).replace("<name>xl-g1</name>", "<name>xl-other</name>")
+    hv = FakeHypervisor({"xl-other": FakeDomain(other, "running")})
+    for state in ("running", "absent"):
+        with pytest.raises(vm.VmError) as exc:
+            run(dict(g1_params(), state=state), hv)
+        assert "already used by domain xl-other" in exc.value.msg and "not made by this module" in exc.value.msg
+    assert hv.calls == [] and list(hv.domains) == ["xl-other"]
+
+
 def test_uuid_taken_by_another_name_is_refused():
     other = g1_libvirt_xml().replace("<name>xl-g1</name>", "<name>xl-other</name>")
     hv = FakeHypervisor({"xl-other": FakeDomain(other)})
