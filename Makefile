@@ -14,10 +14,15 @@ PYTEST_ARGS ?=
 
 setup: bootstrap $(VENV)/.stamp $(COLLECTION_LINK) lab-host
 
-# The only packages installed outside Ansible: what it takes to make the venv.
+# The only packages installed outside Ansible: what it takes to make the venv,
+# and lua5.1, with which the unit tests run the MoonGen script. Everything else
+# (python3-libvirt, BCC, clang, ...) comes from the lab_host role.
+BOOTSTRAP_PACKAGES := python3-venv python3-pip lua5.1
 bootstrap:
-	@if ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip; \
+	@missing=$$(for p in $(BOOTSTRAP_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
 $(VENV)/.stamp: requirements.txt
