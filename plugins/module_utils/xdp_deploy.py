@@ -18,10 +18,13 @@ import shutil
 import tempfile
 import time
 
-from ansible_collections.xdplab.offload.plugins.module_utils import libbpf, nfp, programs, xdp
+from ansible_collections.xdplab.offload.plugins.module_utils import libbpf, nfp, programs, safety, xdp
 from ansible_collections.xdplab.offload.plugins.module_utils.counters import BPFFS, PIN_ROOT, PROG_PIN
 # Compile-time switch of bpf/include/xdplab/kern.h for device-bound builds.
 OFFLOAD_DEFINE = "XL_OFFLOAD"
+# Names of the programs the collection itself loads (the kernel keeps 15 characters of a name):
+# the built-in experiment programs and the AF_XDP worker's redirect program.
+OWN_PROG_NAMES = frozenset(["xl_" + name for name in programs.BUILTIN_PROGRAMS] + ["xl_afxdp_redir"])
 
 
 class DeployError(Exception):
@@ -31,13 +34,23 @@ class DeployError(Exception):
         self.details = details
 
 
+def _within(path, directory):
+    """True if ``path`` is ``directory`` or below it, compared by path components (not by string prefix)."""
+    directory = directory.rstrip(os.sep) or os.sep
+    return path == directory or path.startswith(directory if directory == os.sep else directory + os.sep)
+
+
 def bpffs_mounted(path=BPFFS):
+    """True if the file system that holds ``path`` (the innermost mount point above it) is a bpffs."""
+    path = os.path.realpath(path)
+    fstype = None
+    best = -1
     with open("/proc/mounts") as mounts:
         for line in mounts:
             fields = line.split()
-            if len(fields) > 2 and fields[2] == "bpf" and path.startswith(fields[1]):
-                return True
-    return False
+            if len(fields) > 2 and _within(path, fields[1]) and len(fields[1]) >= best:
+                best, fstype = len(fields[1]), fields[2]
+    return fstype == "bpf"
 
 
 @contextlib.contextmanager
@@ -181,19 +194,49 @@ def load_program(program, defines=None, loader="object", bpf_dir="", build_dir="
     return source, _load_object(source, defines, bpf_dir, build_dir, clang, function, ifindex)
 
 
+def _prog_identity(prog_id):
+    """(tag, name) of a loaded program, (None, None) if it is gone meanwhile."""
+    try:
+        fd = libbpf.prog_fd_by_id(prog_id)
+    except libbpf.BpfError:
+        return None, None
+    try:
+        info = libbpf.prog_info(fd)
+    finally:
+        os.close(fd)
+    return info["tag"], info["name"]
+
+
 def attached_program(ipr, ifindex):
-    """What is attached now: mode, id, tag, name (all None when nothing is)."""
+    """What is attached now: mode, id, tag, name (all None when nothing is), and ``modes``.
+
+    ``modes`` maps every attached mode to ``{"prog_id", "name"}`` (more than one
+    when offload is combined with a host mode).
+    """
     state = xdp.query(ipr, ifindex)
-    have = {"mode": state["mode"], "prog_id": state["prog_id"] or None, "tag": None, "name": None}
-    if state["prog_id"]:
-        fd = libbpf.prog_fd_by_id(state["prog_id"])
-        try:
-            info = libbpf.prog_info(fd)
-        finally:
-            os.close(fd)
-        have["tag"] = info["tag"]
-        have["name"] = info["name"]
+    have = {"mode": state["mode"], "prog_id": state["prog_id"] or None, "tag": None, "name": None, "modes": {}}
+    for mode, prog_id in state["modes"].items():
+        tag, name = _prog_identity(prog_id)
+        have["modes"][mode] = {"prog_id": prog_id, "name": name}
+        if prog_id == state["prog_id"]:
+            have["tag"], have["name"] = tag, name
     return have
+
+
+def foreign_programs(have, pin_path):
+    """The attached programs the collection did not attach: [{mode, prog_id, name}].
+
+    A program is the collection's if the program pinned in ``pin_path`` (under
+    the pin root) is that very program, or if its name is one of the
+    collection's own program names.
+    """
+    pinned = pinned_prog_id(pin_path)
+    foreign = []
+    for mode, prog in sorted(have.get("modes", {}).items()):
+        if prog["prog_id"] == pinned or prog["name"] in OWN_PROG_NAMES:
+            continue
+        foreign.append({"mode": mode, "prog_id": prog["prog_id"], "name": prog["name"]})
+    return foreign
 
 
 def pinned_prog_id(pin_path):
@@ -210,17 +253,29 @@ def pinned_prog_id(pin_path):
         os.close(fd)
 
 
+def confined_pin_path(pin_path, root=PIN_ROOT, option="pin_path"):
+    """``pin_path`` resolved (symbolic links, ``..``); DeployError unless it lies strictly under ``root``."""
+    try:
+        return safety.strictly_under(pin_path, root, option)
+    except safety.UnsafeInput as exc:
+        raise DeployError(exc.msg, option=exc.option)
+
+
 def remove_pins(pin_path, root=PIN_ROOT):
     """Remove the pin directory (bpffs entries are unlinked like files).
 
-    Parent directories under ``root`` that become empty go too, so a detach
-    leaves /sys/fs/bpf/xdplab as it found it.
+    Only a directory strictly under ``root`` (after resolving links and ``..``)
+    is removed; anything else raises DeployError. Parent directories under
+    ``root`` that become empty go too, so a detach leaves /sys/fs/bpf/xdplab
+    as it found it.
     """
+    pin_path = confined_pin_path(pin_path, root)
     if not os.path.isdir(pin_path):
         return False
     shutil.rmtree(pin_path)
-    parent = os.path.dirname(os.path.normpath(pin_path))
-    while parent.startswith(root + os.sep) or parent == root:
+    root = os.path.realpath(root)
+    parent = os.path.dirname(pin_path)
+    while _within(parent, root):
         try:
             os.rmdir(parent)
         except OSError:
@@ -247,30 +302,53 @@ def pin(loaded, pin_path):
 def deploy(ipr, ifindex, loaded, mode, have, pin_path, ifname="", netns=None):
     """Attach ``loaded`` in ``mode`` (replacing what ``have`` describes), then pin.
 
-    On failure nothing stays attached and no pin is left behind.
+    The caller has checked that what ``have`` describes may be replaced (the
+    collection's own program, or ``force``). On failure neither the new program
+    nor those in ``have`` stay attached and no pin is left behind; a program
+    someone attached meanwhile is left alone.
     """
+    replaceable = set(prog["prog_id"] for prog in have.get("modes", {}).values())
+    if have.get("prog_id"):
+        replaceable.add(have["prog_id"])
+    replaceable.add(loaded.info["id"])
     started = time.monotonic()
     try:
         if have["mode"] and have["mode"] != mode:
-            xdp.detach_all(ipr, ifindex, ifname, netns)
+            _detach_ids(ipr, ifindex, replaceable, ifname, netns)
         xdp.attach(ipr, ifindex, loaded.prog_fd, mode, ifname, netns)
     except xdp.XdpError as exc:
         remove_pins(pin_path)
-        _detach_quietly(ipr, ifindex)
+        _detach_quietly(ipr, ifindex, replaceable)
         raise DeployError(exc.msg, errno=exc.errno)
     attach_ms = (time.monotonic() - started) * 1000.0
     try:
         maps = pin(loaded, pin_path)
     except (libbpf.BpfError, OSError) as exc:
-        _detach_quietly(ipr, ifindex)
+        _detach_quietly(ipr, ifindex, replaceable)
         remove_pins(pin_path)
         raise DeployError("attached, but cannot pin under %s (%s); detached again" % (pin_path, exc))
     return attach_ms, maps
 
 
-def _detach_quietly(ipr, ifindex):
+def _detach_ids(ipr, ifindex, prog_ids, ifname="", netns=None):
+    """Detach, mode by mode, only the attached programs whose id is in ``prog_ids``."""
+    detached = []
+    for mode, prog_id in sorted(xdp.query(ipr, ifindex)["modes"].items()):
+        if prog_id in prog_ids:
+            xdp.detach(ipr, ifindex, mode, ifname, netns)
+            detached.append(mode)
+    return detached
+
+
+def detach_programs(ipr, ifindex, have, ifname="", netns=None):
+    """Detach the programs ``have`` describes (checked by the caller), and nothing attached since."""
+    ids = set(prog["prog_id"] for prog in have.get("modes", {}).values())
+    return _detach_ids(ipr, ifindex, ids, ifname, netns)
+
+
+def _detach_quietly(ipr, ifindex, prog_ids):
     try:
-        xdp.detach_all(ipr, ifindex)
+        _detach_ids(ipr, ifindex, prog_ids)
     except xdp.XdpError:
         pass
 

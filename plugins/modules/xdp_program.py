@@ -13,8 +13,10 @@ description:
     loads it with libbpf or BCC, attaches it to an interface through netlink in the chosen
     XDP mode and pins the program and its maps under bpffs.
   - Idempotent by program tag and mode; a different program or mode replaces the attached one.
-  - In check mode the program is still compiled and loaded (never attached or pinned) to learn
-    its tag, which is what decides whether anything would change.
+  - Only a program the collection attached is replaced or detached - the one pinned at O(pin_path),
+    or one named like the collection's programs (C(xl_drop), C(xl_loop), C(xl_checksum),
+    C(xl_dns_nxdomain), C(xl_afxdp_redir)). Any other program fails the task (naming the interface
+    and the program id) unless O(force=true).
 author:
   - xdplab.offload developers (!UNKNOWN)
 extends_documentation_fragment:
@@ -23,6 +25,13 @@ attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
+    details:
+      - Check mode compiles nothing (no build cache is written), loads no program (an offload load
+        would bind it to the NIC), attaches, pins and detaches nothing.
+      - It predicts from what it can read - the attached program's id, name, tag and mode against the
+        wanted program and mode. When the same collection program runs in the same mode, the wanted
+        program's tag cannot be known without compiling and loading it, so the result is
+        C(changed=true), RV(tag_known=false) and RV(check_mode_reason) says so.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
@@ -63,7 +72,8 @@ options:
   state:
     description:
       - V(attached) makes sure the program runs on the interface in O(mode).
-      - V(detached) removes whatever XDP program the interface has, and its pins.
+      - V(detached) removes the XDP program the collection attached to the interface, and its pins
+        (another program only with O(force=true)).
     type: str
     choices: [attached, detached]
     default: attached
@@ -71,6 +81,9 @@ options:
     description:
       - bpffs directory for the program (C(prog)) and its maps (by map name, e.g. C(xl_stats)).
       - Defaults to C(/sys/fs/bpf/xdplab/<netns or root>/<interface>).
+      - Must resolve (symbolic links and C(..) followed) to a directory strictly below
+        C(/sys/fs/bpf/xdplab); anything else is refused before anything is read or removed, since
+        this directory is replaced on attach and removed on detach.
     type: path
   bpf_dir:
     description: Directory with the collection's C(bpf/) sources on the managed host.
@@ -84,14 +97,24 @@ options:
     description: The clang executable used by O(loader=object).
     type: str
     default: clang
+  force:
+    description:
+      - Replace or detach an attached XDP program that the collection did not attach (not pinned
+        at O(pin_path) and not named like the collection's programs). Without it such a program is
+        left alone and the task fails naming the interface and the program's id.
+    type: bool
+    default: false
+    version_added: 0.3.0
 requirements:
   - pyroute2 >= 0.9.1
   - libbpf 1.x (libbpf.so.1)
   - clang for O(loader=object) with C sources
   - BCC (python3-bpfcc) for O(loader=bcc)
 notes:
-  - One XDP mode per interface at a time; switching mode detaches the old program first.
-  - A failed call leaves no program attached to the interface and no stale pin.
+  - One XDP mode per interface at a time; switching mode detaches the old (the collection's) program first.
+  - A failed call leaves neither the new nor the replaced program of the collection attached and no stale pin;
+    a program attached by someone else is never detached without O(force=true).
+  - O(interface) and O(netns) must be plain names (they become parts of the default O(pin_path)).
 '''
 
 EXAMPLES = r'''
@@ -171,6 +194,22 @@ attach_time_ms:
   description: Time to attach and pin; 0 when nothing changed.
   returned: when attached
   type: float
+tag_known:
+  description: In check mode, whether the prediction knew the wanted program's tag (always false - check mode
+    does not compile or load).
+  returned: in check mode with state attached
+  type: bool
+  sample: false
+check_mode_reason:
+  description: In check mode, why the task would change something (or why the prediction is conservative).
+  returned: in check mode with state attached
+  type: str
+foreign_programs:
+  description: The attached programs the collection did not attach (C(mode), C(prog_id), C(name)) that made
+    the task fail without O(force).
+  returned: on failure
+  type: list
+  elements: dict
 verifier_log:
   description: The verifier's log when the kernel rejected the program.
   returned: on failure
@@ -185,19 +224,72 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.xdplab.offload.plugins.module_utils import xdp
-from ansible_collections.xdplab.offload.plugins.module_utils.counters import default_pin_path
+from ansible_collections.xdplab.offload.plugins.module_utils import programs, safety, xdp
+from ansible_collections.xdplab.offload.plugins.module_utils.counters import PIN_ROOT, default_pin_path
 from ansible_collections.xdplab.offload.plugins.module_utils.xdp_deploy import (
-    DeployError, attached_program, check_bpffs, deploy, load_program, pinned_prog_id, remove_pins)
+    OFFLOAD_DEFINE, DeployError, attached_program, check_bpffs, confined_pin_path, deploy, detach_programs,
+    foreign_programs, load_program, pinned_prog_id, remove_pins)
 
 
 def _describe(state):
     return {k: state.get(k) for k in ("mode", "prog_id", "tag", "name")} if state.get("mode") else {}
 
 
+def _refuse_foreign(p, have, pin_path, action):
+    """DeployError if a program the collection did not attach would be replaced or detached (and no force)."""
+    foreign = foreign_programs(have, pin_path)
+    if not foreign or p["force"]:
+        return
+    where = "%s in namespace %s" % (p["interface"], p["netns"]) if p["netns"] else p["interface"]
+    progs = ", ".join("id %s (name %s, %s mode)" % (f["prog_id"], f["name"] or "unknown", f["mode"]) for f in foreign)
+    raise DeployError("%s has an XDP program this collection did not attach: %s; it is neither pinned at %s nor "
+                      "named like the collection's programs, so it is not %s. Detach it yourself, or set force: true "
+                      "to %s it anyway" % (where, progs, pin_path, action, action),
+                      prog_id=foreign[0]["prog_id"], foreign_programs=foreign, option="force")
+
+
+def _planned(module, ifindex, have, pin_path):
+    """Check mode of state=attached: what would change, from what can be read (no build, no load)."""
+    p = module.params
+    try:
+        source = programs.resolve_program(p["program"], p["bpf_dir"])
+        defines = dict(p["defines"] or {}, **{OFFLOAD_DEFINE: 1}) if (
+            p["mode"] == "offload" and source.kind == "c") else (p["defines"] or {})
+        if source.kind == "o" and p["defines"]:
+            raise DeployError("defines apply to C sources only; %s is a compiled object" % source.source_path,
+                              option="defines")
+        program_hash = programs.program_hash(source.source_path, defines, [os.path.join(p["bpf_dir"], "include")])
+    except programs.ProgramError as exc:
+        raise DeployError(exc.msg)
+    want_name = (p["function"] or source.function or "")[:15] or None
+    result = dict(ifindex=ifindex, pin_path=pin_path, program=source.name, loader=p["loader"],
+                  program_hash=program_hash, prog_id=have["prog_id"], tag=None, mode=p["mode"], maps={},
+                  load_time_ms=0.0, attach_time_ms=0.0, changed=True, tag_known=False)
+    ours = have["prog_id"] and pinned_prog_id(pin_path) == have["prog_id"]
+    if not have["mode"]:
+        reason = "no XDP program is attached"
+    elif have["mode"] != p["mode"]:
+        reason = "the attached program runs in mode %s, not %s" % (have["mode"], p["mode"])
+    elif not ours:
+        reason = "the attached program (id %s) is not the one pinned at %s" % (have["prog_id"], pin_path)
+    elif want_name and have["name"] and have["name"] != want_name:
+        reason = "the attached program is %s, not %s" % (have["name"], want_name)
+    else:
+        reason = ("check mode neither compiles nor loads, so the tag of the wanted program is unknown: the "
+                  "attached program (id %s, tag %s) is reported as changed, which may be conservative"
+                  % (have["prog_id"], have["tag"]))
+    result["check_mode_reason"] = reason
+    result["diff"] = {"before": _describe(have), "after": {"mode": p["mode"], "name": want_name,
+                                                            "tag": None, "prog_id": None}}
+    return result
+
+
 def _attached(module, ipr, ifindex, have, pin_path):
     p = module.params
     offload = p["mode"] == "offload"
+    _refuse_foreign(p, have, pin_path, "replaced")
+    if module.check_mode:
+        return _planned(module, ifindex, have, pin_path)
     try:
         source, loaded = load_program(p["program"], p["defines"], p["loader"], p["bpf_dir"], p["build_dir"],
                                       p["clang"], p["function"], ifindex=ifindex if offload else None)
@@ -223,11 +315,8 @@ def _attached(module, ipr, ifindex, have, pin_path):
                     if os.path.exists(os.path.join(pin_path, n))}
             result.update(changed=False, prog_id=have["prog_id"], tag=have["tag"], mode=have["mode"], maps=maps)
             return result
-        after = dict(want, prog_id=None if module.check_mode else loaded.info["id"])
+        after = dict(want, prog_id=loaded.info["id"])
         result.update(changed=True, diff={"before": _describe(have), "after": after})
-        if module.check_mode:
-            result.update(prog_id=have["prog_id"], tag=want["tag"], mode=want["mode"], maps={})
-            return result
         check_bpffs(pin_path)
         attach_ms, maps = deploy(ipr, ifindex, loaded, p["mode"], have, pin_path, p["interface"], p["netns"])
         result.update(prog_id=loaded.info["id"], tag=loaded.tag, mode=p["mode"], maps=maps,
@@ -238,6 +327,7 @@ def _attached(module, ipr, ifindex, have, pin_path):
 
 
 def _detached(module, ipr, ifindex, have, pin_path):
+    _refuse_foreign(module.params, have, pin_path, "detached")
     pins = os.path.isdir(pin_path)
     result = dict(ifindex=ifindex, pin_path=pin_path, prog_id=None, tag=None, mode=None,
                   changed=bool(have["mode"]) or pins)
@@ -245,7 +335,7 @@ def _detached(module, ipr, ifindex, have, pin_path):
         result["diff"] = {"before": _describe(have), "after": {}}
     if result["changed"] and not module.check_mode:
         if have["mode"]:
-            xdp.detach_all(ipr, ifindex, module.params["interface"], module.params["netns"])
+            detach_programs(ipr, ifindex, have, module.params["interface"], module.params["netns"])
         remove_pins(pin_path)
     return result
 
@@ -265,6 +355,7 @@ def main():
             bpf_dir=dict(type="path", default="/opt/xdplab/bpf"),
             build_dir=dict(type="path", default="/var/cache/xdplab/bpf"),
             clang=dict(type="str", default="clang"),
+            force=dict(type="bool", default=False),
         ),
         required_if=[("state", "attached", ["program"])],
         supports_check_mode=True,
@@ -272,7 +363,17 @@ def main():
     if not xdp.HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib("pyroute2 >= 0.9.1"), exception=str(xdp.PYROUTE2_IMPORT_ERROR))
     p = module.params
-    pin_path = p["pin_path"] or default_pin_path(p["interface"], p["netns"])
+    try:
+        safety.interface_name(p["interface"], "interface")
+        safety.netns_name(p["netns"], "netns")
+    except safety.UnsafeInput as exc:
+        module.fail_json(msg=exc.msg, option=exc.option, interface=p["interface"], netns=p["netns"])
+    try:
+        pin_path = confined_pin_path(p["pin_path"] or default_pin_path(p["interface"], p["netns"]), PIN_ROOT,
+                                     "pin_path")
+    except DeployError as exc:
+        module.fail_json(msg=exc.msg, interface=p["interface"], netns=p["netns"], pin_path=p["pin_path"],
+                         **exc.details)
     try:
         with xdp.open_netlink(p["netns"]) as ipr:
             ifindex = xdp.lookup(ipr, p["interface"], p["netns"])

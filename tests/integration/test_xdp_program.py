@@ -110,9 +110,27 @@ def test_check_mode_reports_without_acting(wire, build_dir):
     swap = run_module("xdp_program", args(wire, build_dir, program="checksum", defines={"N": 3}), check=True)
     assert swap.changed
     assert ip_xdp(wire) == (IP_MODE["driver"], real["prog_id"])
-    assert not run_module("xdp_program", args(wire, build_dir, program="drop"), check=True).changed
-    run_module("xdp_program", dict(interface=wire.name_b, netns=wire.ns_b, state="detached"), check=True)
+    # Same program, same mode: without compiling and loading, check mode cannot know the wanted tag; it
+    # says changed (conservatively) and says why, and leaves the attached program as it is.
+    same = run_module("xdp_program", args(wire, build_dir, program="drop"), check=True)
+    assert same.changed and not same.failed and same["tag_known"] is False, same
+    assert "tag" in same["check_mode_reason"] and str(real["prog_id"]) in same["check_mode_reason"]
+    assert same["prog_id"] == real["prog_id"]
+    other_mode = run_module("xdp_program", args(wire, build_dir, program="drop", mode="generic"), check=True)
+    assert other_mode.changed and "mode driver" in other_mode["check_mode_reason"], other_mode
+    gone = run_module("xdp_program", dict(interface=wire.name_b, netns=wire.ns_b, state="detached"), check=True)
+    assert gone.changed and not gone.failed, gone
     assert ip_xdp(wire) == (IP_MODE["driver"], real["prog_id"])
+    assert os.path.exists(os.path.join(real["pin_path"], "prog"))
+
+
+def test_check_mode_compiles_nothing_into_the_build_cache(wire, tmp_path):
+    cache = str(tmp_path / "cache")
+    would = run_module("xdp_program", args(wire, cache, program="checksum", defines={"N": 7}), check=True)
+    assert would.changed and not would.failed, would
+    assert would["program_hash"] and would["tag"] is None and would["tag_known"] is False
+    assert not os.path.exists(cache), "check mode wrote into the build cache: %s" % os.listdir(cache)
+    assert ip_xdp(wire) == (None, None)
 
 
 def test_unknown_interface_and_namespace(wire, build_dir):
