@@ -36,7 +36,7 @@ import subprocess
 import tempfile
 import time
 
-from ansible_collections.xdplab.offload.plugins.module_utils import libbpf, programs, xdp
+from ansible_collections.xdplab.offload.plugins.module_utils import libbpf, programs, safety, xdp
 
 STATE_ROOT = "/run/xdplab/afxdp"
 RECORD_FILE = "worker.json"
@@ -68,6 +68,23 @@ class AfxdpError(Exception):
 def state_dir(interface, netns=None, root=STATE_ROOT):
     """Directory of the worker files of one interface."""
     return os.path.join(root, netns or "root", interface)
+
+
+def confined_state_dir(interface, netns=None, root=STATE_ROOT, top=STATE_ROOT):
+    """The worker directory of one interface, checked before anything is written or removed there.
+
+    ``interface`` and ``netns`` must be plain names, ``root`` (option
+    state_root) must resolve to ``top`` or below it, and the directory to
+    strictly below ``root``; AfxdpError names the offending option otherwise.
+    Returns (resolved root, resolved directory).
+    """
+    try:
+        safety.interface_name(interface, "interface")
+        safety.netns_name(netns, "netns")
+        real_root = safety.confined(root, top, "state_root")
+        return real_root, safety.strictly_under(state_dir(interface, netns, real_root), real_root, "interface")
+    except safety.UnsafeInput as exc:
+        raise AfxdpError(exc.msg, option=exc.option)
 
 
 def location_of(xdp_mode):
@@ -218,8 +235,7 @@ def prebuilt_info(binary, timeout=10.0):
     Returns ``{"program", "defines", "digest", ...}``; AfxdpError if the file
     is missing, not executable or not an xdplab AF_XDP worker.
     """
-    if not os.path.isfile(binary) or not os.access(binary, os.X_OK):
-        raise AfxdpError("the prebuilt worker %s does not exist or is not executable" % binary, binary=binary)
+    check_executable(binary)
     try:
         proc = subprocess.run([binary, "--info"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               timeout=timeout, check=False)
@@ -233,12 +249,23 @@ def prebuilt_info(binary, timeout=10.0):
         raise AfxdpError("%s is not an xdplab AF_XDP worker: its --info printed no program (exit %d): %s"
                          % (binary, proc.returncode, proc.stderr.decode("utf-8", "replace").strip()[-300:]),
                          binary=binary)
+    info["digest"] = file_digest(binary)
+    return info
+
+
+def check_executable(binary):
+    if not os.path.isfile(binary) or not os.access(binary, os.X_OK):
+        raise AfxdpError("the prebuilt worker %s does not exist or is not executable" % binary, binary=binary,
+                         option="binary")
+
+
+def file_digest(path):
+    """sha256 of a file's contents (reads it, runs nothing)."""
     sha = hashlib.sha256()
-    with open(binary, "rb") as handle:
+    with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             sha.update(chunk)
-    info["digest"] = sha.hexdigest()
-    return info
+    return sha.hexdigest()
 
 
 def parse_defines_text(text):
@@ -273,15 +300,24 @@ def write_json_atomic(path, data):
             os.unlink(tmp)
 
 
-def remove_state(sdir):
-    """Remove a worker's directory (and empty parents up to the state root's level)."""
+def remove_state(sdir, root=STATE_ROOT):
+    """Remove a worker's directory (and its per-namespace parent if that is now empty).
+
+    Only a directory strictly under ``root`` (links and ``..`` resolved) is
+    touched; anything else raises AfxdpError and nothing is removed.
+    """
+    try:
+        sdir = safety.strictly_under(sdir, root, "state_root")
+    except safety.UnsafeInput as exc:
+        raise AfxdpError(exc.msg, option=exc.option)
     if os.path.isdir(sdir):
         shutil.rmtree(sdir)
     parent = os.path.dirname(sdir)
-    try:
-        os.rmdir(parent)  # the per-namespace directory, if now empty
-    except OSError:
-        pass
+    if parent != os.path.realpath(root):
+        try:
+            os.rmdir(parent)  # the per-namespace directory, if now empty
+        except OSError:
+            pass
 
 
 def log_tail(path, lines=20):
@@ -345,13 +381,18 @@ def link_holders(prog_id, proc="/proc"):
     return sorted(holders)
 
 
-def start(binary, settings, sdir, timeout=15.0):
+def start(binary, settings, sdir, timeout=15.0, root=STATE_ROOT):
     """Start a worker for ``settings``; wait until it runs; return (record, stats).
 
     On failure the worker is gone (it cleans up after itself; killed if it
     hangs), the state directory removed, and AfxdpError carries the worker's
-    own message, its errno and the tail of its log.
+    own message, its errno and the tail of its log. ``sdir`` must lie
+    strictly under ``root``.
     """
+    try:
+        sdir = safety.strictly_under(sdir, root, "state_root")
+    except safety.UnsafeInput as exc:
+        raise AfxdpError(exc.msg, option=exc.option)
     os.makedirs(sdir, mode=0o755, exist_ok=True)
     stats_path = os.path.join(sdir, STATS_FILE)
     log_path = os.path.join(sdir, LOG_FILE)
@@ -364,7 +405,7 @@ def start(binary, settings, sdir, timeout=15.0):
             proc = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=log, cwd="/", close_fds=True,
                                     start_new_session=True)
         except OSError as exc:
-            remove_state(sdir)
+            remove_state(sdir, root)
             raise AfxdpError("cannot run the AF_XDP worker %s: %s" % (binary, exc.strerror or exc),
                              command=argv)
     deadline = time.monotonic() + timeout
@@ -376,7 +417,7 @@ def start(binary, settings, sdir, timeout=15.0):
         if proc.poll() is not None:
             stats = read_json(stats_path)
             tail = log_tail(log_path)
-            remove_state(sdir)
+            remove_state(sdir, root)
             if stats and stats.get("error"):
                 raise AfxdpError(stats["error"], errno=stats.get("errno"), worker_log=tail, command=argv)
             raise AfxdpError("the AF_XDP worker exited with status %s before it was ready (see worker_log)"
@@ -385,7 +426,7 @@ def start(binary, settings, sdir, timeout=15.0):
             proc.kill()
             proc.wait()
             tail = log_tail(log_path)
-            remove_state(sdir)
+            remove_state(sdir, root)
             raise AfxdpError("the AF_XDP worker was not ready within %.0f s and was killed (see worker_log)"
                              % timeout, worker_log=tail, command=argv)
         time.sleep(0.02)

@@ -19,9 +19,12 @@ description:
     different settings restart it.
   - O(state=stopped) stops the worker with SIGTERM (it detaches its program and writes its final
     counters) and returns those counters.
-  - A worker that crashed or was killed leaves no XDP program attached at the next call - attached
-    through a BPF link (the default) the kernel removes it with the process, and a program named
-    C(xl_afxdp_redir) that no live worker owns (left through O(attach=netlink)) is detached.
+  - A worker that crashed or was killed (its process is gone while its state says it runs) makes the
+    module fail with RV(state=crashed), the tail of the worker's log in RV(worker_log) and its last
+    counters. O(state=started) then changes nothing (stop it first); O(state=stopped) still cleans up -
+    removes its state and a redirect program named C(xl_afxdp_redir) that no live worker owns (left
+    through O(attach=netlink); attached through a BPF link, the default, the kernel removes it with the
+    process) - and then fails, so a measurement with a dead worker is never taken for a good one.
   - State files live under O(state_root)C(/<netns or root>/<interface>/).
 author:
   - xdplab.offload developers (!UNKNOWN)
@@ -31,7 +34,8 @@ attributes:
   check_mode:
     support: full
     description: Compares the wanted settings with the running worker and reports the change without building,
-      starting or stopping anything.
+      starting or stopping anything, and without running O(binary) (its C(--info) is not asked; see
+      RV(binary_checked)). Nothing is written or removed.
   diff_mode:
     support: full
     description: Shows the worker's settings before and after.
@@ -127,7 +131,10 @@ options:
     type: path
     default: /var/cache/xdplab/bpf
   state_root:
-    description: Directory for the workers' state files.
+    description:
+      - Directory for the workers' state files.
+      - Must resolve (symbolic links and C(..) followed) to C(/run/xdplab/afxdp) or a directory below it;
+        the worker directory (O(state_root)C(/<netns or root>/<interface>)) is removed on stop.
     type: path
     default: /run/xdplab/afxdp
   cc:
@@ -160,6 +167,7 @@ notes:
     counted as C(passed) and their buffers reused.
   - On veth, the worker's C(XDP_TX) frames leave as ordinary packets, so the peer receives them without an XDP
     program of its own.
+  - O(interface) and O(netns) must be plain names (they become parts of the state directory's path).
 seealso:
   - module: xdplab.offload.xdp_program
   - module: xdplab.offload.xdp_stats
@@ -275,8 +283,8 @@ final:
   returned: with O(state=stopped)
   type: bool
 crashed:
-  description: The recorded worker was no longer running when this call came.
-  returned: with O(state=stopped)
+  description: The recorded worker was no longer running when this call came (then the task fails, see RV(state)).
+  returned: with O(state=stopped), and on failure when the worker had crashed
   type: bool
 stale_program_removed:
   description: Id of a redirect program left attached by a dead worker that this call detached; null otherwise.
@@ -299,9 +307,20 @@ stats_file:
   returned: with O(state=started)
   type: str
 worker_log:
-  description: The end of the worker's log when it failed to start.
+  description: The end of the worker's log when it failed to start or had crashed.
   returned: on failure
   type: str
+state:
+  description: C(crashed) when the task failed because the recorded worker's process was gone.
+  returned: when the worker had crashed
+  type: str
+  sample: crashed
+binary_checked:
+  description: In check mode with O(binary), whether the program and defines of the binary were known (from the
+    running worker started from a file with the same contents); false means the change is predicted
+    conservatively, since check mode does not run the binary.
+  returned: in check mode with O(binary) when something would change
+  type: bool
 compiler_output:
   description: The compiler's messages when the worker did not build.
   returned: on failure
@@ -347,6 +366,47 @@ def _view(summary):
     return dict((k, summary.get(k)) for k in keys)
 
 
+def _crash_error(p, sdir, record, stats, cleaned):
+    """AfxdpError for a recorded worker whose process is gone: state crashed, its log's tail, its last counters."""
+    stats = stats or {}
+    last_words = stats.get("error")
+    tail = afxdp.log_tail(os.path.join(sdir, afxdp.LOG_FILE))
+    if cleaned:
+        then = ("its state directory and any redirect program it left were removed; counters are the last ones it "
+                "wrote (not final)")
+    else:
+        then = "nothing was changed: stop it (state=stopped) to clean up and keep its last counters, then start again"
+    details = dict(_view(afxdp.summarize(stats)), state="crashed", crashed=True, final=False,
+                   pid=record.get("pid"), worker_log=tail)
+    return afxdp.AfxdpError("the AF_XDP worker serving %s (pid %s) has crashed: its process is gone while its state "
+                            "says it should run%s; %s (see worker_log)"
+                            % (_where(p), record.get("pid"), " (its last error: %s)" % last_words if last_words else "",
+                               then), **details)
+
+
+def _prebuilt_unverified(p, record):
+    """Check mode's view of O(binary): its digest only (running its --info is not allowed in check mode).
+
+    The recorded worker's settings tell what a binary with the same digest runs
+    (they were checked against its --info when it started). Returns (program,
+    defines, build key, whether program and defines are known).
+    """
+    afxdp.check_executable(p["binary"])
+    key = "binary:" + afxdp.file_digest(p["binary"])
+    settings = (record or {}).get("settings") or {}
+    if settings.get("build_key") != key:
+        return p["program"], p["defines"], key, False
+    if p["program"] and p["program"] != settings.get("program"):
+        raise afxdp.AfxdpError("the prebuilt worker %s runs program %s, not %s"
+                               % (p["binary"], settings.get("program"), p["program"]), binary=p["binary"])
+    have_defines = settings.get("defines") or {}
+    if p["defines"] and afxdp.normalized_defines(p["defines"]) != have_defines:
+        raise afxdp.AfxdpError("the prebuilt worker %s was built with defines %s, not %s"
+                               % (p["binary"], programs.worker_defines_text(have_defines) or "(none)",
+                                  programs.worker_defines_text(p["defines"])), binary=p["binary"])
+    return settings.get("program"), have_defines, key, True
+
+
 def _prebuilt(p):
     """(program name, defines, build key) of the prebuilt worker O(binary), checked against the parameters."""
     info = afxdp.prebuilt_info(p["binary"])
@@ -361,9 +421,16 @@ def _prebuilt(p):
     return info["program"], have_defines, "binary:" + info["digest"]
 
 
-def _started(module, sdir, have_state, have_xdp):
+def _started(module, root, sdir, have_state, have_xdp):
     p = module.params
-    if p["binary"]:
+    record, alive = have_state["record"], have_state["alive"]
+    if record and not alive:
+        raise _crash_error(p, sdir, record, have_state["stats"], cleaned=False)
+    binary_checked = True
+    if p["binary"] and module.check_mode:
+        name, defines, key, binary_checked = _prebuilt_unverified(p, record)
+        wp = None
+    elif p["binary"]:
         name, defines, key = _prebuilt(p)
         wp = None
     else:
@@ -371,7 +438,6 @@ def _started(module, sdir, have_state, have_xdp):
         name, defines = wp.name, p["defines"]
         key = programs.worker_build_key(wp, defines, p["bpf_dir"], p["cc"], p["clang"])
     want = afxdp.want_settings(dict(p, program=p["program"] or name, defines=defines), key)
-    record, alive = have_state["record"], have_state["alive"]
     before = record.get("settings") if record and alive else None
     result = dict(state_dir=sdir, xdp_mode=p["xdp_mode"], stale_program_removed=None,
                   program=name, defines=want["defines"])
@@ -386,6 +452,8 @@ def _started(module, sdir, have_state, have_xdp):
     result.update(changed=True, diff=afxdp.diff(before, want))
     if module.check_mode:
         result.update(_view(afxdp.summarize(None)), pid=None)
+        if p["binary"]:
+            result["binary_checked"] = binary_checked
         return result
 
     if wp is None:
@@ -400,8 +468,8 @@ def _started(module, sdir, have_state, have_xdp):
     if stale:
         afxdp.remove_stale_program(p["netns"], p["interface"], have_xdp)
         result["stale_program_removed"] = stale
-    afxdp.remove_state(sdir)
-    record, stats = afxdp.start(binary, want, sdir, p["start_timeout"])
+    afxdp.remove_state(sdir, root)
+    record, stats = afxdp.start(binary, want, sdir, p["start_timeout"], root=root)
     summary = afxdp.summarize(stats)
     if summary["fallback"]:
         module.warn(summary["fallback"])
@@ -409,7 +477,7 @@ def _started(module, sdir, have_state, have_xdp):
     return result
 
 
-def _stopped(module, sdir, have_state, have_xdp):
+def _stopped(module, root, sdir, have_state, have_xdp):
     p = module.params
     record, alive = have_state["record"], have_state["alive"]
     result = dict(state_dir=sdir, xdp_mode=None, final=False, crashed=bool(record) and not alive,
@@ -427,6 +495,8 @@ def _stopped(module, sdir, have_state, have_xdp):
     result["changed"] = True
     result["diff"] = afxdp.diff(record.get("settings") if record and alive else None, None)
     if module.check_mode:
+        if record and not alive:
+            raise _crash_error(p, sdir, record, have_state["stats"], cleaned=False)
         return result
     if record and alive:
         stats, final, killed = afxdp.stop(record, sdir, p["stop_timeout"])
@@ -443,7 +513,12 @@ def _stopped(module, sdir, have_state, have_xdp):
     if have_xdp is not None and _check_stale(p, have_xdp, None):
         afxdp.remove_stale_program(p["netns"], p["interface"], have_xdp)
         result["stale_program_removed"] = have_xdp["prog_id"]
-    afxdp.remove_state(sdir)
+    if record and not alive:
+        crash = _crash_error(p, sdir, record, have_state["stats"], cleaned=True)
+        crash.details["stale_program_removed"] = result["stale_program_removed"]
+        afxdp.remove_state(sdir, root)
+        raise crash
+    afxdp.remove_state(sdir, root)
     return result
 
 
@@ -479,16 +554,19 @@ def main():
     if not xdp.HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib("pyroute2 >= 0.9.1"), exception=str(xdp.PYROUTE2_IMPORT_ERROR))
     p = module.params
-    sdir = afxdp.state_dir(p["interface"], p["netns"], p["state_root"])
     common = dict(interface=p["interface"], netns=p["netns"], queue=p["queue"], copy_mode=p["copy_mode"],
                   need_wakeup=p["need_wakeup"], busy_poll=p["busy_poll"], batch_size=p["batch_size"],
                   cpu=p["cpu"], attach=p["attach"])
+    try:
+        root, sdir = afxdp.confined_state_dir(p["interface"], p["netns"], p["state_root"])
+    except afxdp.AfxdpError as exc:
+        module.fail_json(msg=exc.msg, state_root=p["state_root"], **dict(common, **exc.details))
     try:
         have_state = afxdp.load_state(sdir)
         if p["state"] == "started":
             afxdp.validate(p, os.cpu_count() or 1)
             have_xdp = afxdp.attached_program(p["netns"], p["interface"])
-            result = _started(module, sdir, have_state, have_xdp)
+            result = _started(module, root, sdir, have_state, have_xdp)
         else:
             try:
                 have_xdp = afxdp.attached_program(p["netns"], p["interface"])
@@ -496,7 +574,7 @@ def main():
                 if exc.errno not in (errno.ENODEV, errno.ENOENT):
                     raise
                 have_xdp = None  # the wire is gone; still stop the worker and clean up
-            result = _stopped(module, sdir, have_state, have_xdp)
+            result = _stopped(module, root, sdir, have_state, have_xdp)
     except afxdp.AfxdpError as exc:
         module.fail_json(msg=exc.msg, state_dir=sdir, **dict(common, **exc.details))
     except programs.BuildError as exc:

@@ -55,7 +55,9 @@ def build_dir():
 
 @pytest.fixture
 def state_root():
-    path = tempfile.mkdtemp(prefix="xl-xstate-")
+    # The module keeps its state under /run/xdplab/afxdp (a state_root elsewhere is refused).
+    os.makedirs(A.STATE_ROOT, exist_ok=True)
+    path = tempfile.mkdtemp(prefix="xl-xstate-", dir=A.STATE_ROOT)
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -403,6 +405,15 @@ def test_killed_worker_attached_by_link_leaves_no_program(wire, module_worker):
         time.sleep(0.05)
     assert xdp_of(wire.name_b, wire.ns_b) == (None, None, None)
 
+    # The dead worker is reported, not silently replaced: started fails and changes nothing ...
+    crashed = run_module("afxdp_worker", module_worker(program="drop"))
+    assert crashed.failed and crashed["state"] == "crashed" and str(started["pid"]) in crashed["msg"], crashed
+    assert "Traceback" not in crashed["msg"] and "worker_log" in crashed
+    assert os.path.isdir(started["state_dir"])
+    # ... stopped cleans up and fails too, and then the worker starts afresh.
+    cleaned = run_module("afxdp_worker", module_worker(state="stopped"))
+    assert cleaned.failed and cleaned["state"] == "crashed" and cleaned["final"] is False, cleaned
+    assert not os.path.exists(started["state_dir"])
     restarted = run_module("afxdp_worker", module_worker(program="drop"))
     assert not restarted.failed, restarted
     assert restarted.changed and restarted["pid"] != started["pid"]
@@ -421,15 +432,20 @@ def test_killed_netlink_worker_program_is_removed_at_the_next_call(wire, module_
 
     if next_state == "stopped":
         result = run_module("afxdp_worker", module_worker(state="stopped"))
-        assert not result.failed, result
-        assert result.changed and result["crashed"] is True and result["final"] is False
+        assert result.failed and result["state"] == "crashed", result
+        assert result["crashed"] is True and result["final"] is False
         assert result["stale_program_removed"] == started["prog_id"]
         assert xdp_of(wire.name_b, wire.ns_b) == (None, None, None)
         assert not os.path.exists(started["state_dir"])
     else:
         result = run_module("afxdp_worker", args)
+        assert result.failed and result["state"] == "crashed", result
+        assert xdp_of(wire.name_b, wire.ns_b)[1] == started["prog_id"]  # a failed call changes nothing
+        cleaned = run_module("afxdp_worker", module_worker(state="stopped"))
+        assert cleaned.failed and cleaned["stale_program_removed"] == started["prog_id"], cleaned
+        result = run_module("afxdp_worker", args)
         assert not result.failed, result
-        assert result.changed and result["stale_program_removed"] == started["prog_id"]
+        assert result.changed and result["stale_program_removed"] is None
         assert xdp_of(wire.name_b, wire.ns_b)[1] == result["prog_id"] != started["prog_id"]
 
 
@@ -529,8 +545,9 @@ def test_stopped_after_the_wire_is_gone_cleans_up(build_dir, state_root):
     last = A.read_json(os.path.join(started["state_dir"], A.STATS_FILE))
     assert last["status"] == "failed" and "disappeared" in last["error"]
     stopped = run_module("afxdp_worker", dict(args, state="stopped"))
-    assert not stopped.failed, stopped
-    assert stopped.changed and stopped["pid"] == started["pid"] and stopped["crashed"] is True
+    assert stopped.failed and stopped["state"] == "crashed", stopped
+    assert stopped["pid"] == started["pid"] and stopped["crashed"] is True
+    assert "disappeared" in stopped["msg"]
     assert not any(walked[2] for walked in os.walk(state_root))
 
 

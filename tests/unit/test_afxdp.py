@@ -188,11 +188,43 @@ def test_remove_state_removes_the_worker_dir_and_an_empty_namespace_dir(tmp_path
     for d in (one, two, three):
         d.mkdir(parents=True)
         (d / "stats.json").write_text("{}")
-    A.remove_state(str(one))
+    A.remove_state(str(one), root=str(tmp_path))
     assert not (tmp_path / "xl-dut").exists()
-    A.remove_state(str(two))
+    A.remove_state(str(two), root=str(tmp_path))
     assert not two.exists() and three.exists()
-    A.remove_state(str(tmp_path / "root" / "missing"))  # no error
+    A.remove_state(str(tmp_path / "root" / "missing"), root=str(tmp_path))  # no error
+    assert tmp_path.exists()
+
+
+def test_remove_state_refuses_what_is_not_below_its_root(tmp_path):
+    root = tmp_path / "state"
+    decoy = tmp_path / "decoy"
+    decoy.mkdir()
+    (decoy / "keep").write_text("x")
+    (root / "root").mkdir(parents=True)
+    (root / "root" / "link").symlink_to(decoy)
+    for bad in (str(decoy), str(root / ".." / "decoy"), str(root / "root" / "link"), str(root)):
+        with pytest.raises(A.AfxdpError) as err:
+            A.remove_state(bad, root=str(root))
+        assert err.value.details["option"] == "state_root"
+    assert (decoy / "keep").read_text() == "x" and root.is_dir()
+
+
+@pytest.mark.parametrize("interface,netns,root,option", [
+    ("../../../../tmp/x", None, A.STATE_ROOT, "interface"),
+    ("eth0", "a/b", A.STATE_ROOT, "netns"),
+    ("eth0", "..", A.STATE_ROOT, "netns"),
+    ("eth0", None, "/tmp", "state_root"),
+    ("eth0", None, A.STATE_ROOT + "/../../etc", "state_root"),
+])
+def test_confined_state_dir_refuses_names_and_roots_that_leave_the_state_root(interface, netns, root, option):
+    with pytest.raises(A.AfxdpError) as err:
+        A.confined_state_dir(interface, netns, root)
+    assert err.value.details["option"] == option and option in err.value.msg
+
+
+def test_confined_state_dir_of_plain_names():
+    assert A.confined_state_dir("xl-dut0", "xl-dut")[1] == os.path.realpath("/run/xdplab/afxdp/xl-dut/xl-dut0")
 
 
 def test_summarize_fills_counters_and_location():
