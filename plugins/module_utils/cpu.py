@@ -31,6 +31,8 @@ import os
 import re
 import time
 
+from ansible_collections.xdplab.offload.plugins.module_utils import safety
+
 try:
     import libvirt
     HAS_LIBVIRT = True
@@ -46,7 +48,6 @@ CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "ste
 TOTAL_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq")
 BPF_STATS_SYSCTL = "sys/kernel/bpf_stats_enabled"
-NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 class CpuError(Exception):
@@ -617,8 +618,11 @@ def ns_per_packet(result, window_ns, packets):
 # ----------------------------------------------------------- state files
 
 def state_path(state_dir, name):
-    if not name or not NAME_RE.match(name):
-        raise CpuError("the sampling name %r may only contain letters, digits, '.', '_' and '-'" % (name,))
+    """``<state_dir>/<name>.json``; CpuError unless ``name`` is a plain path part (safety.name)."""
+    try:
+        safety.name(name, "name", "sampling name")
+    except safety.UnsafeInput as exc:
+        raise CpuError(exc.msg, option=exc.option)
     return os.path.join(state_dir, name + ".json")
 
 

@@ -23,7 +23,10 @@ attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: A test run changes no state (see O(restore_counters)), so it also runs in check mode.
+    details:
+      - Check mode runs nothing - no compile, no program load, no C(BPF_PROG_TEST_RUN) (test runs count in
+        the program's maps) and no counter is written. It checks the inputs, builds the packet and reads the
+        pinned program's identity; RV(ns_per_run), RV(verdict) and the counters are null and RV(runs) is 0.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
@@ -32,12 +35,16 @@ options:
     description:
       - Interface a program was attached to by M(xdplab.offload.xdp_program); the test runs the
         program pinned under C(/sys/fs/bpf/xdplab/<netns or root>/<interface>/prog).
+      - A plain interface name (it becomes part of that path).
     type: str
   netns:
-    description: Network namespace of O(interface).
+    description: Network namespace of O(interface) (a plain name, part of the pin path).
     type: str
   pin_path:
-    description: bpffs directory of a pinned program (C(prog)) and its maps.
+    description:
+      - bpffs directory of a pinned program (C(prog)) and its maps.
+      - Must resolve (symbolic links and C(..) followed) to a directory below C(/sys/fs/bpf/xdplab), since the
+        test writes the counters of the maps found there back.
     type: path
   program:
     description:
@@ -182,24 +189,24 @@ ns_per_run:
   description:
     - Kernel-measured nanoseconds per run (integer mean of each round) - C(median), C(min),
       C(max) and the C(rounds) themselves.
-  returned: always
+  returned: always (null in check mode)
   type: dict
   sample: {median: 1104, min: 1098, max: 1131, rounds: [1104, 1131, 1098, 1100, 1110]}
 retval:
   description: The program's return value on the packet as given (first run).
-  returned: always
+  returned: always (null in check mode)
   type: int
   sample: 1
 verdict:
   description: RV(retval) as an XDP action name.
-  returned: always
+  returned: always (null in check mode)
   type: str
   sample: XDP_DROP
 repeated_verdict:
   description:
     - Verdict of the last timed run; differs from RV(verdict) when the program rewrote the
       frame and later runs took another path.
-  returned: always
+  returned: always (null in check mode)
   type: str
 packet:
   description: The packet kind (C(udp), C(dns_query), C(tcp) or C(hex)).
@@ -222,9 +229,13 @@ runs:
   returned: always
   type: int
 prog:
-  description: The tested program's C(id), C(tag) and C(name).
+  description: The tested program's C(id), C(tag) and C(name) (in check mode only for a pinned program).
   returned: always
   type: dict
+check_mode_skipped:
+  description: True in check mode, where nothing is run.
+  returned: in check mode
+  type: bool
 counters_delta:
   description:
     - What the test runs (and any live traffic meanwhile) added to the program's C(xl_stats)
@@ -252,8 +263,8 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.xdplab.offload.plugins.module_utils import counters as ctr
-from ansible_collections.xdplab.offload.plugins.module_utils import libbpf, packets
-from ansible_collections.xdplab.offload.plugins.module_utils.counters import default_pin_path
+from ansible_collections.xdplab.offload.plugins.module_utils import libbpf, packets, programs, safety
+from ansible_collections.xdplab.offload.plugins.module_utils.counters import PIN_ROOT, default_pin_path
 from ansible_collections.xdplab.offload.plugins.module_utils.xdp_deploy import DeployError, load_program
 
 BPF_PROG_TYPE_XDP = 6
@@ -306,12 +317,35 @@ def open_pinned(pin_dir, where):
     return fd, info
 
 
-def set_cpu(cpu):
+def set_cpu(cpu, check_only=False):
     allowed = os.sched_getaffinity(0)
     if cpu not in allowed:
         raise TestRunError("cpu %d is not one this process may run on (%s)"
                            % (cpu, ", ".join(str(c) for c in sorted(allowed))), cpu=cpu)
-    os.sched_setaffinity(0, {cpu})
+    if not check_only:
+        os.sched_setaffinity(0, {cpu})
+
+
+def planned(p, pin_dir, where, kind, frame):
+    """Check mode: check what can be checked without running, compiling or loading anything."""
+    info = {}
+    if pin_dir:
+        prog_fd, info = open_pinned(pin_dir, where)
+        os.close(prog_fd)
+    else:
+        try:
+            source = programs.resolve_program(p["program"], p["bpf_dir"])
+            if source.kind == "c":
+                programs.validate_defines(p["defines"])
+            elif p["defines"]:
+                raise TestRunError("defines apply to C sources only; %s is a compiled object" % source.source_path)
+        except programs.ProgramError as exc:
+            raise TestRunError(exc.msg)
+    return dict(changed=False, check_mode_skipped=True, ns_per_run=None, retval=None, verdict=None,
+                repeated_verdict=None, packet=kind, packet_len=len(frame), packet_hex=frame.hex(), repeat=p["repeat"],
+                rounds=p["rounds"], runs=0, elapsed_s=0.0, counters_restored=False, cpu=p["cpu"],
+                prog={"id": info.get("id"), "tag": info.get("tag"), "name": info.get("name")},
+                msg="check mode: nothing was run (a test run counts in the program's maps)")
 
 
 def run(prog_fd, frame, repeat, rounds, cmap=None, restore=False):
@@ -380,12 +414,32 @@ def main():
         module.fail_json(msg=exc.msg, packet=p["packet"], size=p["size"], dst_ip=p["dst_ip"])
 
     pin_dir = None
-    if not p["program"]:
-        pin_dir = p["pin_path"] or default_pin_path(p["interface"], p["netns"])
+    try:
+        if p["interface"]:
+            safety.interface_name(p["interface"], "interface")
+        safety.netns_name(p["netns"], "netns")
+        if not p["program"]:
+            pin_dir = safety.strictly_under(p["pin_path"] or default_pin_path(p["interface"], p["netns"]),
+                                            PIN_ROOT, "pin_path" if p["pin_path"] else "interface")
+    except safety.UnsafeInput as exc:
+        module.fail_json(msg=exc.msg, option=exc.option, interface=p["interface"], netns=p["netns"],
+                         pin_path=p["pin_path"])
     where = ""
     if p["interface"]:
         where = " (interface %s%s)" % (p["interface"], " in netns %s" % p["netns"] if p["netns"] else "")
     facts = dict(pin_path=pin_dir, program=p["program"], interface=p["interface"], netns=p["netns"])
+
+    if module.check_mode:
+        try:
+            if p["cpu"] is not None:
+                set_cpu(p["cpu"], check_only=True)
+            result = planned(p, pin_dir, where, kind, frame)
+        except TestRunError as exc:
+            details = dict(facts)
+            details.update(exc.details)
+            module.fail_json(msg=exc.msg, **details)
+        result.update(facts)
+        module.exit_json(**result)
 
     loaded = prog_fd = cmap = None
     info = {}

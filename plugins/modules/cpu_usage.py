@@ -28,7 +28,11 @@ attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: Sampling changes nothing, so it runs the same in check mode (and returns C(changed=false)).
+    details:
+      - Sampling reads /proc and libvirt only, so it runs in check mode too (and returns C(changed=false)).
+      - In check mode no state file is written or removed (V(start)/V(stop)) and C(kernel.bpf_stats_enabled)
+        is neither switched on nor restored - with O(bpf_stats=true) the BPF run times only grow if the
+        statistics are already on.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
@@ -50,8 +54,9 @@ options:
     default: 1.0
   name:
     description:
-      - Name of a start/stop sampling (letters, digits, C(.), C(_), C(-)). Required with V(start) and
-        V(stop). Starting again under the same name replaces an unfinished sampling.
+      - Name of a start/stop sampling (1 to 64 letters, digits, C(.), C(_), C(-), not starting with a dot;
+        it names the state file). Required with V(start) and V(stop). Starting again under the same name
+        replaces an unfinished sampling.
     type: str
   state_dir:
     description: Directory of the start/stop state files.
@@ -304,7 +309,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.xdplab.offload.plugins.module_utils import cpu
+from ansible_collections.xdplab.offload.plugins.module_utils import cpu, safety
 
 SELECTION_OPTIONS = ("processes", "domains", "programs", "bpf_stats")
 
@@ -332,29 +337,51 @@ def _finish(before, after, selection, packets, extra):
     return result
 
 
-def _sample(p):
+def _sample(p, check=False):
     selection = _selection(p)
     conn = _connect(selection)
     previous = None
     try:
-        if selection["bpf_stats"]:
+        if selection["bpf_stats"] and check:
+            previous = cpu.read_bpf_stats()  # reported, not switched (and so not restored) in check mode
+        elif selection["bpf_stats"]:
             previous = cpu.enable_bpf_stats()
         before = cpu.take_snapshot(selection, conn=conn)
         time.sleep(p["window"])
         after = cpu.take_snapshot(selection, conn=conn, require=False)
     finally:
         try:
-            cpu.restore_bpf_stats(previous)
+            if not check:
+                cpu.restore_bpf_stats(previous)
         finally:
             _close(conn)
     extra = {"bpf_stats_enabled_before": previous} if selection["bpf_stats"] else {}
     return _finish(before, after, selection, p["packets"], extra)
 
 
-def _start(p, warnings):
+def _start_check(p, path, selection, old, warnings):
+    """Check mode of action=start: the snapshot is taken, but no state file is written and no sysctl switched."""
+    if old is not None:
+        warnings.append("would replace the unfinished sampling %s started at %s" % (p["name"], old.get("started_at")))
+    conn = _connect(selection)
+    try:
+        before = cpu.take_snapshot(selection, conn=conn)
+    finally:
+        _close(conn)
+    result = {"state_path": path, "started_at": cpu.iso_time(before["wall"]),
+              "processes": {n: {"pids": sorted(int(pid) for pid in procs)}
+                            for n, procs in before["processes"].items()}}
+    if selection["bpf_stats"]:
+        result["bpf_stats_enabled_before"] = cpu.read_bpf_stats()
+    return result
+
+
+def _start(p, warnings, check=False):
     path = cpu.state_path(p["state_dir"], p["name"])
     selection = _selection(p)
     old = cpu.load_state(path)
+    if check:
+        return _start_check(p, path, selection, old, warnings)
     carried = None
     if old is not None:
         warnings.append("replaced the unfinished sampling %s started at %s" % (p["name"], old.get("started_at")))
@@ -386,7 +413,7 @@ def _start(p, warnings):
     return result
 
 
-def _stop(p, warnings):
+def _stop(p, warnings, check=False):
     path = cpu.state_path(p["state_dir"], p["name"])
     state = cpu.load_state(path)
     if state is None:
@@ -405,9 +432,11 @@ def _stop(p, warnings):
         after = cpu.take_snapshot(selection, conn=conn, require=False)
     finally:
         try:
-            cpu.restore_bpf_stats(previous)
+            if not check:
+                cpu.restore_bpf_stats(previous)
         finally:
-            cpu.remove_state(path)
+            if not check:
+                cpu.remove_state(path)
             _close(conn)
     extra = {"state_path": path}
     if selection["bpf_stats"]:
@@ -446,14 +475,19 @@ def main():
     if p["domains"] and not cpu.HAS_LIBVIRT:
         module.fail_json(msg=missing_required_lib("libvirt-python (Debian: python3-libvirt)"),
                          exception=str(cpu.LIBVIRT_IMPORT_ERROR))
+    if p["name"] is not None:
+        try:
+            safety.name(p["name"], "name", "sampling name")
+        except safety.UnsafeInput as exc:
+            module.fail_json(msg=exc.msg, option=exc.option, action=p["action"], name=p["name"])
     warnings = []
     try:
         if p["action"] == "sample":
-            result = _sample(p)
+            result = _sample(p, module.check_mode)
         elif p["action"] == "start":
-            result = _start(p, warnings)
+            result = _start(p, warnings, module.check_mode)
         else:
-            result = _stop(p, warnings)
+            result = _stop(p, warnings, module.check_mode)
     except cpu.CpuError as exc:
         module.fail_json(msg=exc.msg, action=p["action"], name=p["name"], **exc.details)
     for warning in result.pop("warnings", []) + warnings:

@@ -240,10 +240,25 @@ def test_pinned_program_without_restore_counts_the_test_runs(wire, build_dir):
     assert after["dropped"]["bytes"] - before["dropped"]["bytes"] == 64 * res["runs"]
 
 
-def test_check_mode_runs_and_reports_no_change(build_dir):
-    res = run_testrun(build_dir, check=True, program="drop", packet="udp", cpu=0, **QUICK)
+def test_check_mode_runs_nothing_and_reports_no_change(tmp_path):
+    cache = str(tmp_path / "cache")
+    res = run_testrun(cache, check=True, program="drop", packet="udp", cpu=0, **QUICK)
     assert not res.failed, res
-    assert not res.changed and res["verdict"] == "XDP_DROP" and res["cpu"] == 0
+    assert not res.changed and res["check_mode_skipped"] is True and res["cpu"] == 0
+    assert res["runs"] == 0 and res["verdict"] is None and res["ns_per_run"] is None
+    assert not os.path.exists(cache), "check mode compiled into the build cache"
+    bad = run_testrun(cache, check=True, program="nonexistent_prog", packet="udp", **QUICK)
+    assert bad.failed and "nonexistent_prog" in bad["msg"]
+
+
+def test_check_mode_on_a_pinned_program_writes_no_counters(wire, build_dir):
+    prog = attach(wire, build_dir, "drop")
+    before = stats(wire)
+    res = run_module("bpf_testrun", dict(interface=wire.name_b, netns=wire.ns_b, packet="udp",
+                                         restore_counters=False, **QUICK), check=True)
+    assert not res.failed, res
+    assert res["prog"]["id"] == prog["prog_id"] and res["runs"] == 0 and "counters_delta" not in res
+    assert stats(wire) == before, "check mode ran the program (its counters moved)"
 
 
 def test_no_pin_says_to_attach_first(wire, build_dir):

@@ -429,8 +429,10 @@ def test_start_stop_state_round_trips_through_json(tree, tmp_path):
 
 
 def test_state_names_and_formats_are_checked(tmp_path):
-    with pytest.raises(cpu.CpuError, match="may only contain"):
-        cpu.state_path(str(tmp_path), "../etc/passwd")
+    for bad in ("../etc/passwd", "..", ".hidden", "a/b", ""):
+        with pytest.raises(cpu.CpuError, match="is not a valid sampling name") as err:
+            cpu.state_path(str(tmp_path), bad)
+        assert err.value.details["option"] == "name"
     path = str(tmp_path / "old.json")
     with open(path, "w") as handle:
         json.dump({"version": 99}, handle)
