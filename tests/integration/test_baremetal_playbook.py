@@ -1,7 +1,7 @@
 """playbooks/baremetal_offload.yml end to end on the emulated lab.
 
 A small matrix (drop at offload/driver/generic, one complexity cell with a
-BPF_PROG_TEST_RUN cost, and one cell at a location that does not exist) runs
+BPF_PROG_TEST_RUN cost, and one cell whose program does not compile) runs
 through real namespaces, veth, XDP and the live-frames generator. The test
 checks the records' counts against the interfaces' own statistics, that a
 re-run with the same run id skips every recorded cell, that the bad cell is
@@ -13,10 +13,12 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 
 import pytest
 
+from ansible_collections.xdplab.offload.plugins.module_utils import matrix
 from lib import labstate
 from lib.modrun import ROOT, run_playbook
 
@@ -26,9 +28,22 @@ PLAYBOOK = "playbooks/baremetal_offload.yml"
 EXPERIMENTS = {
     "drop": {"programs": ["drop"], "locations": ["offload", "driver", "generic"], "sizes": [64],
              "repetitions": 1, "duration": 2},
-    "complexity": {"programs": ["loop"], "n": [100], "locations": ["driver", "nowhere"], "repetitions": 1,
+    "complexity": {"programs": ["loop", "NOWHERE"], "n": [100], "locations": ["driver"], "repetitions": 1,
                    "duration": 1, "testrun": True},
 }
+# The program of the cell that fails (the matrix refuses unknown locations before any cell runs,
+# so the bad cell is a program that exists but does not compile).
+BROKEN_PROGRAM = "nowhere.c"
+
+
+def experiments(broken):
+    spec = json.loads(json.dumps(EXPERIMENTS))
+    spec["complexity"]["programs"] = [broken if p == "NOWHERE" else p for p in spec["complexity"]["programs"]]
+    return spec
+
+
+def broken_id(run):
+    return [c["id"] for c in matrix.expand(run["experiments"]) if c["program"] == run["broken"]][0]
 # Frames the veth ring could not take are counted by the receiver as rx_dropped;
 # a few stray frames (e.g. IPv6 neighbour discovery) may be seen by the program too.
 TOLERANCE_PACKETS = 16
@@ -52,7 +67,11 @@ def run():
     if xl_objects():
         pytest.skip("the emulated lab (xl-lg/xl-dut) is already up; this test builds and removes it itself")
     run_id = "test-%s" % uuid.uuid4().hex[:8]
-    extra = {"run_id": run_id, "experiments": EXPERIMENTS, "results_report_enabled": False}
+    workdir = tempfile.mkdtemp(prefix="xl-bm-")
+    broken = os.path.join(workdir, BROKEN_PROGRAM)
+    with open(broken, "w") as handle:
+        handle.write("this is not C;\n")
+    extra = {"run_id": run_id, "experiments": experiments(broken), "results_report_enabled": False}
     # The first two runs keep the lab for the next; the third, a whole run without
     # keep_lab, removes what it brought up when it ends.
     first = run_playbook(PLAYBOOK, dict(extra, keep_lab=True))
@@ -76,20 +95,21 @@ def records(run):
 def test_every_cell_has_a_record_and_the_run_went_on(run):
     assert run["first"].returncode == 0, run["first"].stdout[-4000:] + run["first"].stderr
     got = records(run)
+    assert broken_id(run).startswith("complexity-nowhere.c_") and broken_id(run).endswith("-driver-s64-r0-d1-tr-rep1")
     assert sorted(got) == sorted([
-        "complexity-loop-n100-driver-s64-r0-rep1",
-        "complexity-loop-n100-nowhere-s64-r0-rep1",
-        "drop-drop-driver-s64-r0-rep1",
-        "drop-drop-generic-s64-r0-rep1",
-        "drop-drop-offload-s64-r0-rep1",
+        "complexity-loop-n100-driver-s64-r0-d1-tr-rep1",
+        broken_id(run),
+        "drop-drop-driver-s64-r0-d2-rep1",
+        "drop-drop-generic-s64-r0-d2-rep1",
+        "drop-drop-offload-s64-r0-d2-rep1",
     ])
-    assert got["complexity-loop-n100-nowhere-s64-r0-rep1"]["status"] == "failed"
-    assert "nowhere" in got["complexity-loop-n100-nowhere-s64-r0-rep1"]["reason"]
-    offload = got["drop-drop-offload-s64-r0-rep1"]
+    assert got[broken_id(run)]["status"] == "failed"
+    assert "nowhere" in got[broken_id(run)]["reason"]
+    offload = got["drop-drop-offload-s64-r0-d2-rep1"]
     assert offload["status"] == "unsupported"
     assert "offload-capable NIC" in offload["reason"]
-    for cell in ("drop-drop-driver-s64-r0-rep1", "drop-drop-generic-s64-r0-rep1",
-                 "complexity-loop-n100-driver-s64-r0-rep1"):
+    for cell in ("drop-drop-driver-s64-r0-d2-rep1", "drop-drop-generic-s64-r0-d2-rep1",
+                 "complexity-loop-n100-driver-s64-r0-d1-tr-rep1"):
         assert got[cell]["status"] == "ok", got[cell]
 
 
@@ -109,7 +129,7 @@ def test_counts_are_consistent_with_the_interfaces(run):
         # drop and loop drop every frame they see.
         assert record["dropped_packets"] == seen
         assert record["provenance"]["prog_tag"] and record["provenance"]["kernel"]
-    complexity = records(run)["complexity-loop-n100-driver-s64-r0-rep1"]
+    complexity = records(run)["complexity-loop-n100-driver-s64-r0-d1-tr-rep1"]
     assert complexity["ns_per_run"] > 0
 
 
@@ -127,8 +147,8 @@ def test_retry_failed_runs_only_the_failed_cell_again(run):
     after = _record_mtimes(run["run_id"])
     assert sorted(after) == sorted(run["mtimes"])
     rewritten = sorted(cell for cell in after if after[cell] != run["mtimes"][cell])
-    assert rewritten == ["complexity-loop-n100-nowhere-s64-r0-rep1"]
-    assert records(run)["complexity-loop-n100-nowhere-s64-r0-rep1"]["status"] == "failed"
+    assert rewritten == [broken_id(run)]
+    assert records(run)[broken_id(run)]["status"] == "failed"
 
 
 def test_a_run_without_keep_lab_removes_the_wire_when_it_ends(run):

@@ -237,6 +237,7 @@ def test_a_sigkilled_afxdp_worker_fails_its_cell_and_the_run_goes_on(wire, workd
     assert killed, "the worker never ran:\n" + proc.stdout[-4000:]
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
     rec = record_of(records, crashed["id"])
+    print("killed worker %s; record %s: %s: %s" % (killed, crashed["id"], rec["status"], rec["reason"]))
     assert rec["status"] == "failed", rec
     assert rec["reason"] and ("died" in rec["reason"] or "crash" in rec["reason"]), rec["reason"]
     assert "sent_packets" not in rec, "a dead worker's counters were recorded"
@@ -272,6 +273,7 @@ def test_fallback_to_generic_only_when_the_driver_has_no_native_xdp(wire, workdi
     assert rec["deploy"]["requested_mode"] == "driver"
     assert "native XDP" in rec["deploy"]["fallback_reason"], rec["deploy"]
     bad = record_of(records, broken_cell["id"])
+    print("fallback: %s; broken: %s" % (rec["deploy"], bad["reason"]))
     assert bad["status"] == "failed", bad
     assert "broken.c" in bad["reason"], bad["reason"]
     assert not bad["deploy"].get("fallback"), bad["deploy"]
