@@ -319,13 +319,13 @@ def address_fields(p):
     for key in ("src_ip", "dst_ip"):
         value = p.get(key)
         if value is not None:
-            _ipv4(value, key)
             try:
                 safety.destination(value, key, allowed)
             except safety.UnsafeInput as exc:
                 if key == "src_ip":
                     raise LoadgenError(exc.msg + " (a responder's replies go to src_ip)", option=key)
                 raise _unsafe(exc)
+            _ipv4(value, key)
         fields[key] = value
     for key in ("src_port", "dst_port"):
         fields[key] = _port(p.get(key), key)
