@@ -486,7 +486,8 @@ def route_oifs(ipr, dst):
         return []
     try:
         found = ipr.route("get", dst=str(dst))
-    except Exception:  # pylint: disable=broad-except - no route there: nothing to guard
+    except Exception:  # pylint: disable=broad-except
+        # no route there: nothing to guard
         return []
     return [msg.get_attr("RTA_OIF") for msg in found if msg.get_attr("RTA_OIF")]
 

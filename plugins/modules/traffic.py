@@ -442,6 +442,7 @@ def check_target(module, spec):
         module.fail_json(msg="pyroute2 is not importable, so the module cannot check that interface %s carries no "
                              "default route and not Ansible's connection; install pyroute2 (the lab_host role "
                              "puts it into the module venv)" % spec["interface"], interface=spec["interface"])
+    refusal = None
     try:
         with xdp.open_netlink(spec["netns"]) as ipr:
             xdp.lookup(ipr, spec["interface"], spec["netns"])

@@ -213,8 +213,8 @@ def test_duration_and_paced_frames_are_bounded_unless_raised_explicitly():
 LINKS = [{"index": 1, "ifname": "lo"}, {"index": 2, "ifname": "eth0"},
          {"index": 3, "ifname": "br0"}, {"index": 4, "ifname": "eth1", "master": 3},
          {"index": 5, "ifname": "eth2.10", "kind": "vlan", "link": 6}, {"index": 6, "ifname": "eth2"},
-         {"index": 7, "ifname": "xl-lg0", "kind": "veth", "link": 8}, {"index": 8, "ifname": "xl-lg1", "kind": "veth",
-                                                                        "link": 7}]
+         {"index": 7, "ifname": "xl-lg0", "kind": "veth", "link": 8},
+         {"index": 8, "ifname": "xl-lg1", "kind": "veth", "link": 7}]
 
 
 def test_the_guard_finds_default_routes_their_ports_and_lower_devices():
