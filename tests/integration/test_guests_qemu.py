@@ -7,9 +7,11 @@ PID 1 is not systemd), builds the guest image (or takes it from the cache),
 decides KVM or TCG with a probe boot, and boots one guest with a management
 vNIC on a Linux bridge and a data vNIC on an OVS userspace bridge whose uplink
 is a veth into the load generator's namespace. The tests then check that the
-guest answers SSH, that a second run changes nothing, that UDP from the
-generator's namespace reaches the guest through OVS, that xdp_program runs the
-drop program inside the guest in driver (virtio-net) and generic mode, that
+guest answers SSH with the image's host key pinned (StrictHostKeyChecking=yes
+against the known_hosts file the guests role wrote; another key is refused),
+that a second run changes nothing, that UDP from the generator's namespace
+reaches the guest through OVS, that xdp_program runs the drop program inside
+the guest in driver (virtio-net) and generic mode, that
 vm_guest keeps a second real domain stable across runs and shuts it down over
 ACPI, and that the teardown removes domains, taps, ports, bridges, the
 namespace and the daemons the test started.
@@ -59,6 +61,9 @@ VARS = {
     "guests_ssh_timeout": 600,
 }
 SECOND = "xl-tg2"
+# The guests role pins the image's host key here (its default: beside the lab's key, one file per VM host).
+KNOWN_HOSTS = "/var/cache/xdplab/guest/ssh/known_hosts-localhost"
+HOST_KEY = "/var/cache/xdplab/guest/host-key/ssh_host_ed25519_key"
 
 
 def _libvirt():
@@ -92,10 +97,13 @@ def _force_cleanup():
     shutil.rmtree(GUESTS_DIR, ignore_errors=True)
 
 
-def _ssh(key, *cmd):
-    return subprocess.run(["ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                           "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "ConnectTimeout=20",
-                           "root@" + GUEST_IP] + list(cmd), capture_output=True, text=True, timeout=120, check=False)
+def _ssh(key, *cmd, known_hosts=KNOWN_HOSTS):
+    """SSH to the guest with its host key pinned (the known_hosts file the guests role wrote)."""
+    return subprocess.run(["ssh", "-i", key, "-o", "StrictHostKeyChecking=yes",
+                           "-o", "UserKnownHostsFile=" + known_hosts, "-o", "GlobalKnownHostsFile=/dev/null",
+                           "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
+                           "-o", "ConnectTimeout=20", "root@" + GUEST_IP] + list(cmd),
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +148,37 @@ def test_provisioning_boots_a_guest_that_answers_over_ssh(lab):
         assert "<domain type='qemu'" in _guest_domain()
     res = _ssh(lab["key"], "cat", "/proc/sys/kernel/hostname")
     assert res.returncode == 0 and res.stdout.strip() == GUEST, res.stderr
+
+
+def _key_of(text):
+    return [" ".join(line.split()[1:3]) for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_the_guest_host_key_is_the_image_key_pinned_and_another_key_is_refused(lab):
+    _require(lab)
+    key = " ".join(subprocess.run(["ssh-keygen", "-y", "-f", HOST_KEY], capture_output=True, text=True,
+                                  check=True).stdout.split()[:2])
+    # the known_hosts file names the guest's management address with the image's key
+    found = subprocess.run(["ssh-keygen", "-F", GUEST_IP, "-f", KNOWN_HOSTS], capture_output=True, text=True,
+                           check=False)
+    assert found.returncode == 0 and _key_of(found.stdout) == [key], found.stdout
+    # the image is named after that key, and the guest offers that key and no other
+    image_dir = _guest_domain().split("<kernel>")[1].split("</kernel>")[0].rsplit("/", 1)[0]
+    assert read_json(os.path.join(image_dir, "manifest.json"))["inputs"]["ssh_host_public_key"] == key
+    scan = subprocess.run(["ssh-keyscan", "-T", "20", "-t", "rsa,ecdsa,ed25519", GUEST_IP], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert _key_of(scan.stdout) == [key], scan.stdout + scan.stderr
+    # StrictHostKeyChecking=yes against the pinned file logs in (every _ssh call does) ...
+    assert _ssh(lab["key"], "true").returncode == 0
+    # ... and against a file with another key for the same address it is refused
+    with tempfile.TemporaryDirectory(prefix="xl-tkh") as tmp:
+        other = os.path.join(tmp, "other")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other], check=True)
+        wrong = os.path.join(tmp, "known_hosts")
+        with open(other + ".pub", encoding="utf-8") as pub, open(wrong, "w", encoding="utf-8") as out:
+            out.write("%s %s\n" % (GUEST_IP, " ".join(pub.read().split()[:2])))
+        res = _ssh(lab["key"], "true", known_hosts=wrong)
+    assert res.returncode == 255 and "Host key verification failed" in res.stderr, (res.returncode, res.stderr)
 
 
 def test_vnic_is_an_ovs_port_with_the_domains_identity_and_checksum_offload_off(lab):
