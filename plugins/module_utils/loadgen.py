@@ -493,9 +493,14 @@ def route_oifs(ipr, dst):
 
 
 def interface_refusal(ipr, interface, netns=None, ssh=None, mode="throughput"):
-    """None when test traffic may go out of ``interface``, else the sentence that refuses it."""
+    """None when test traffic may go out of ``interface``, else the sentence that refuses it.
+
+    ``ipr`` reads namespace ``netns`` (None: the module's own, where Ansible's SSH session is).
+    """
     links, routes, addresses = read_guard_view(ipr)
-    reasons = guarded_interfaces(links, routes, addresses, ssh, route_oifs(ipr, ssh[0] if ssh else None))
+    # The route back to the SSH client matters where sshd runs: the module's own namespace.
+    back = route_oifs(ipr, ssh[0]) if ssh and not netns else []
+    reasons = guarded_interfaces(links, routes, addresses, ssh, back)
     index = next((link["index"] for link in links if link["ifname"] == interface), None)
     reason = reasons.get(index) or reasons.get(None)
     if not reason:

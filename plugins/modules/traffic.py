@@ -44,7 +44,7 @@ description:
     interface (C(xl_loadgen), O(mode=latency)) the module refuses an interface of the target namespace that
     carries a default route (IPv4 or IPv6, any routing table), holds the address Ansible connects through
     (the server address of C(SSH_CONNECTION), from the module's environment or, under C(become), its nearest
-    ancestor process) or carries the route back to the SSH client - and the ports of such a bridge or bond
+    ancestor process) or, in the module's own namespace, carries the route back to the SSH client - and the ports of such a bridge or bond
     and the lower device of such a VLAN. The latency client redirects every IPv4 frame of its queue to its
     socket, so on such an interface it would cut the machine's own connections. The refusal names the
     interface and the reason."

@@ -17,6 +17,9 @@ The namespaces:
   "SSH server address" given to the module in ``SSH_CONNECTION``; ``xl-hbC<tag>``
   (peer in ``xl-hbP<tag>``) is a clean lab interface.
 * ``xl-hbV<tag>``: an IPv6 default route only, on ``xl-hbV<tag>``.
+* the root namespace: ``xl-hbR<tag>`` (198.18.<x>.97/27, peer in P) is the
+  route to the "SSH client" 198.18.<x>.98; only this interface of the root
+  namespace is read or compared.
 
 IPv6 is off in A, S and P, so no stray frames touch the counters. The module
 is always given ``binary: /bin/false``: even a guard that let a case through
@@ -45,7 +48,7 @@ pytestmark = [
 TAG = uuid.uuid4().hex[:6]
 NET = "198.18.%d" % (100 + int(TAG, 16) % 100)
 NS = {k: "xl-hb%s%s" % (k, TAG) for k in ("A", "P", "S", "V")}
-IF = {k: "xl-hb%s%s" % (k, TAG) for k in ("D", "d", "B", "Q", "q", "S", "s", "C", "c", "V", "v")}
+IF = {k: "xl-hb%s%s" % (k, TAG) for k in ("D", "d", "B", "Q", "q", "S", "s", "C", "c", "V", "v", "R", "r")}
 SAFE = "/bin/false"
 
 
@@ -91,9 +94,17 @@ def lab():
         _ip("-n", a, "route", "add", "default", "via", NET + ".2", "dev", IF["D"])
         _ip("-n", a, "route", "add", "default", "via", NET + ".34", "dev", IF["B"], "metric", "200")
         _ip("-n", v, "-6", "route", "add", "default", "dev", IF["V"])
+        # the root namespace: xl-hbR reaches the "SSH client" 198.18.<x>.98 (connected route), peer in P
+        _ip("link", "add", IF["R"], "type", "veth", "peer", "name", IF["r"], "netns", p)
+        _ip("netns", "exec", p, "sysctl", "-qw", "net.ipv6.conf.%s.disable_ipv6=1" % IF["r"], check=False)
+        subprocess.run(["sysctl", "-qw", "net.ipv6.conf.%s.disable_ipv6=1" % IF["R"]], check=True)
+        _ip("addr", "add", NET + ".97/27", "dev", IF["R"])
+        _ip("link", "set", IF["R"], "up")
+        _ip("-n", p, "link", "set", IF["r"], "up")
         settle()
         yield
     finally:
+        _ip("link", "del", IF["R"], check=False)
         for ns in NS.values():
             _ip("netns", "del", ns, check=False)
 
@@ -101,25 +112,38 @@ def lab():
 def state():
     """ip -j link of every namespace (without statistics) and the counters of every interface."""
     links, counters = {}, {}
-    for ns in NS.values():
-        links[ns] = json.loads(_ip("-n", ns, "-j", "link", "show").stdout)
-        for link in json.loads(_ip("-n", ns, "-j", "-s", "link", "show").stdout):
-            stats = link.get("stats64", {})
-            counters[(ns, link["ifname"])] = (stats.get("tx", {}).get("packets"), stats.get("rx", {}).get("packets"))
+    for ns in list(NS.values()) + [None]:
+        where = ["-n", ns] if ns else []
+        # the root namespace: only this file's own interface
+        mine = (lambda link: True) if ns else (lambda link: link["ifname"] == IF["R"])
+        links[ns] = [link for link in json.loads(_ip(*(where + ["-j", "link", "show"])).stdout) if mine(link)]
+        for link in json.loads(_ip(*(where + ["-j", "-s", "link", "show"])).stdout):
+            if mine(link):
+                stats = link.get("stats64", {})
+                counters[(ns, link["ifname"])] = (stats.get("tx", {}).get("packets"),
+                                                  stats.get("rx", {}).get("packets"))
     return links, counters
 
 
-def settle(timeout=10.0):
-    """Wait until links and counters stop changing (veths come up, qdiscs attach)."""
+def settle(timeout=15.0, quiet=2.0):
+    """Wait until links and counters stop changing for ``quiet`` seconds (veths come up, qdiscs
+    attach, the kernel's link watch settles operstates with up to a second's delay)."""
     deadline = time.monotonic() + timeout
-    last = state()
+    last, since = state(), time.monotonic()
     while time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.25)
         now = state()
-        if now == last:
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
             return
-        last = now
     raise AssertionError("the namespaces' links did not settle within %s s" % timeout)
+
+
+def _changed(before, after):
+    """The entries of two state() halves that differ, for the assertion message."""
+    keys = set(before) | set(after)
+    return {k: (before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)}
 
 
 def refused(args, *fragments, check=False, v6=False):
@@ -134,14 +158,14 @@ def refused(args, *fragments, check=False, v6=False):
         assert fragment in result["msg"], result
     assert "Traceback" not in json.dumps(result) and "exception" not in result and "module_stderr" not in result
     assert not result.get("packets_sent") and "rc" not in result, result
-    assert after[0] == before[0]
+    assert after[0] == before[0], _changed(before[0], after[0])
     if v6:
         # IPv6 stays on in xl-hbV (it needs it for the route): compare the other namespaces' counters
         before_c = {k: c for k, c in before[1].items() if k[0] != NS["V"]}
         after_c = {k: c for k, c in after[1].items() if k[0] != NS["V"]}
-        assert after_c == before_c
+        assert after_c == before_c, _changed(before_c, after_c)
     else:
-        assert after[1] == before[1]
+        assert after[1] == before[1], _changed(before[1], after[1])
     return result
 
 
@@ -221,6 +245,15 @@ def test_the_interface_holding_the_ssh_server_address_is_refused(lab, monkeypatc
             "interface %s in namespace %s holds %s.65, the address Ansible connects through (SSH_CONNECTION)"
             % (IF["S"], NS["S"], NET))
     refused(dict(interface=IF["S"], netns=NS["S"], mode="latency", rate=100), "holds %s.65" % NET, check=True)
+
+
+def test_the_interface_with_the_route_back_to_the_ssh_client_is_refused_in_the_modules_namespace(lab, monkeypatch):
+    """No netns: the module's own (root) namespace, where xl-hbR reaches the SSH client."""
+    monkeypatch.setenv("SSH_CONNECTION", "%s.98 50022 198.19.254.254 22" % NET)
+    refused(dict(interface=IF["R"], duration=1),
+            "interface %s (root namespace) carries the route to the SSH client %s.98, Ansible's own connection"
+            % (IF["R"], NET))
+    refused(dict(interface=IF["R"], mode="latency", rate=100), "route to the SSH client", check=True)
 
 
 def test_a_clean_lab_interface_passes_the_guard_in_check_mode(lab, monkeypatch):
