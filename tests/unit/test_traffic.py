@@ -566,3 +566,73 @@ def test_moongen_script_builds_dns_queries_and_sends_at_line_rate_without_a_rate
 def test_moongen_script_refuses_a_size_out_of_range(tmp_path):
     proc = _run_lua_script(tmp_path, ["0", "--size", "20"])
     assert proc.returncode != 0 and "60..1518" in proc.stderr
+
+
+# ---------------------------------------------------------------- the guard on (fake) netlink
+
+class _Msg(dict):
+    """Enough of a pyroute2 message: fields by key, attributes by get_attr."""
+
+    def __init__(self, fields, attrs):
+        super(_Msg, self).__init__(fields)
+        self.attrs = attrs
+
+    def get_attr(self, name):
+        return self.attrs.get(name)
+
+
+class _FakeIPRoute:
+    def __init__(self, links, routes4, routes6, addrs, route_to=None):
+        self.links, self.routes, self.addrs, self.route_to = links, {2: routes4, 10: routes6}, addrs, route_to
+        self.gets = []
+
+    def get_links(self):
+        return self.links
+
+    def get_addr(self):
+        return self.addrs
+
+    def route(self, cmd, family=None, dst=None):
+        if cmd == "dump":
+            return self.routes[family]
+        self.gets.append(dst)
+        if self.route_to is None:
+            raise OSError("no route")
+        return [_Msg({}, {"RTA_OIF": self.route_to})]
+
+
+def _fake_ipr(route_to=None, routes4=(), routes6=()):
+    links = [_Msg({"index": 1}, {"IFLA_IFNAME": "lo"}),
+             _Msg({"index": 2}, {"IFLA_IFNAME": "mgmt0"}),
+             _Msg({"index": 3}, {"IFLA_IFNAME": "xl-lg0", "IFLA_LINK": 4, "IFLA_LINK_NETNSID": 0,
+                                 "IFLA_LINKINFO": _Msg({}, {"IFLA_INFO_KIND": "veth"})}),
+             _Msg({"index": 5}, {"IFLA_IFNAME": "test0"})]
+    addrs = [_Msg({"index": 2}, {"IFA_LOCAL": "192.0.2.20", "IFA_ADDRESS": "192.0.2.20"}),
+             _Msg({"index": 3}, {"IFA_LOCAL": "198.18.0.1", "IFA_ADDRESS": "198.18.0.1"})]
+    return _FakeIPRoute(links, list(routes4), list(routes6), addrs, route_to)
+
+
+def test_interface_refusal_reads_multipath_default_routes():
+    hop = {"oif": 5}
+    ipr = _fake_ipr(routes4=[_Msg({"dst_len": 0, "type": 1, "table": 254}, {"RTA_MULTIPATH": [{"oif": 2}, hop],
+                                                                             "RTA_TABLE": 254})])
+    assert "test0 (root namespace) carries the default route (IPv4)" in loadgen.interface_refusal(ipr, "test0")
+    assert loadgen.interface_refusal(ipr, "xl-lg0") is None
+
+
+def test_interface_refusal_checks_the_route_to_the_ssh_client_only_in_the_modules_own_namespace():
+    ssh = loadgen.ssh_connection({"SSH_CONNECTION": "192.0.2.9 5 192.0.2.20 22"}, pid=1)
+    ipr = _fake_ipr(route_to=5)
+    assert "carries the route to the SSH client 192.0.2.9" in loadgen.interface_refusal(ipr, "test0", None, ssh)
+    ipr = _fake_ipr(route_to=5)
+    assert loadgen.interface_refusal(ipr, "test0", "xl-lg", ssh) is None and ipr.gets == []
+    # the server address is refused in any namespace
+    assert "holds 192.0.2.20" in loadgen.interface_refusal(_fake_ipr(), "mgmt0", "xl-lg", ssh)
+    latency_msg = loadgen.interface_refusal(_fake_ipr(), "mgmt0", "xl-lg", ssh, mode="latency")
+    assert latency_msg.startswith("interface mgmt0 in namespace xl-lg holds 192.0.2.20")
+    assert "redirects every IPv4 frame of its queue" in latency_msg
+
+
+def test_interface_refusal_refuses_everything_behind_an_unresolved_nexthop_object():
+    ipr = _fake_ipr(routes6=[_Msg({"dst_len": 0, "type": 1, "table": 254}, {"RTA_NH_ID": 7})])
+    assert "nexthop object 7" in loadgen.interface_refusal(ipr, "xl-lg0")
