@@ -80,7 +80,9 @@ def run():
     third = run_playbook(PLAYBOOK, dict(extra, retry_failed=True))
     after_third = xl_objects()
     yield {"run_id": run_id, "first": first, "second": second, "third": third, "mtimes": mtimes,
-           "after_third": after_third, "dir": os.path.join(ROOT, "results", run_id)}
+           "after_third": after_third, "dir": os.path.join(ROOT, "results", run_id),
+           "experiments": extra["experiments"], "broken": broken}
+    shutil.rmtree(workdir, ignore_errors=True)
     teardown = run_playbook(PLAYBOOK, {"run_id": run_id}, tags=["teardown"])
     shutil.rmtree(os.path.join(ROOT, "results", run_id), ignore_errors=True)
     shutil.rmtree(os.path.join("/opt/xdplab/results", run_id), ignore_errors=True)
