@@ -175,7 +175,7 @@ CLEAN = dict(interface=IF["C"], netns=NS["S"])
 # ------------------------------------------------------------------ destinations
 
 @pytest.mark.parametrize("dst", ["8.8.8.8", "10.1.2.3", "192.168.1.1", "172.16.0.1", "2001:4860:4860::8888",
-                                 "198.20.0.1"])
+                                 "198.20.0.1"], ids=lambda dst: dst.replace(":", "_"))
 def test_destinations_outside_the_benchmarking_range_are_refused(lab, dst):
     refused(dict(CLEAN, dst_ip=dst, duration=1), "dst_ip %s is outside 198.18.0.0/15" % dst,
             "traffic_allowed_destinations")
