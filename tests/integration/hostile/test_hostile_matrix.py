@@ -145,17 +145,21 @@ def test_the_playbook_refuses_a_bad_matrix_before_any_cell_runs(wire, workdir, n
     assert not os.path.exists(records) and not os.path.exists(canary)
 
 
-def test_the_role_refuses_a_hand_made_cell_with_a_command_in_n(wire, workdir):
+@pytest.mark.parametrize("key,value,expected", [
+    ("n", "1$(shell touch {canary})", "integer from 0"),
+    ("id", "../../../../../..{canary}", "must be the id of the cell's values"),
+])
+def test_the_role_refuses_a_hand_made_cell(wire, workdir, key, value, expected):
     canary = os.path.join(workdir, "canary")
     cell = dict(matrix.expand({"complexity": BASE})[0])
-    cell["n"] = "1$(shell touch %s)" % canary
+    cell[key] = value.format(canary=canary)
     records = os.path.join(workdir, "records")
     proc = run_playbook(CELLS, cells_extra(wire, run_id(), records, cell=cell))
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-3000:]
-    assert "Check the cell's values and id" in out and "integer from 0" in out, out[-3000:]
+    assert "Check the cell's values and id" in out and expected in out, out[-3000:]
     assert "TASK [xdplab.offload.experiment : Deploy" not in out
-    assert not os.path.exists(records) and not os.path.exists(canary)
+    assert not os.path.exists(records) and not os.path.exists(canary) and not os.path.exists(canary + ".json")
 
 
 # --------------------------------------------------------------------- resume
