@@ -146,7 +146,7 @@ unsupported_cells:
   returned: always
   type: list
   elements: dict
-  sample: [{cell_id: drop-drop-offload-s64-r0-rep1, location: offload,
+  sample: [{cell_id: drop-drop-offload-s64-r0-d10-rep1, location: offload,
             reason: "no offload-capable NIC", experiment: drop, program: drop, n: null, repetition: 1}]
 run_ids:
   description: Distinct C(run_id) values of the records (one, unless runs were mixed).
