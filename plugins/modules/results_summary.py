@@ -65,9 +65,8 @@ notes:
   - "Run it with the controller's Python, for example with
     C(ansible_python_interpreter: '{{ ansible_playbook_python }}') in the play's vars."
 seealso:
-  - name: The results role
-    description: Runs this module on the controller and prints the table.
-    link: https://example.invalid/xdplab/offload/roles/results
+  - module: xdplab.offload.results_report
+    description: Figures and a report from the same records; the collection's C(results) role runs both on the controller.
 '''
 
 EXAMPLES = r'''
