@@ -6,7 +6,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 name: resume_verdict
 short_description: Whether a cell runs again, given its existing record (resume)
-version_added: 0.1.0
+version_added: 0.3.0
 author:
   - xdplab.offload developers (!UNKNOWN)
 description:

@@ -7,7 +7,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: run_lock
 short_description: One run at a time on a lab, and on a run directory
-version_added: 0.1.0
+version_added: 0.3.0
 author:
   - xdplab.offload developers (!UNKNOWN)
 description:
