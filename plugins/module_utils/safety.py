@@ -22,9 +22,11 @@ BENCH_NET = ipaddress.ip_network("198.18.0.0/15")
 # "." or "..", no "/", ":" or white space), further limited to characters that
 # are safe on any command line.
 _IFNAME_RE = re.compile(r"[A-Za-z0-9_.@+-]{1,15}")
-# Namespace names, run ids, guest and experiment names: a path part without a
-# leading dot.
-_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+# Namespace names, run ids, cell ids, guest and experiment names: a path part
+# without a leading dot (at most NAME_MAX characters; a file name may add a suffix).
+_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+NAME_MAX = 200
+RUN_ID_MAX = 64
 
 
 class UnsafeInput(ValueError):
@@ -44,11 +46,11 @@ def interface_name(value, option="interface"):
     return value
 
 
-def name(value, option, what="name"):
-    """``value`` if it is a safe path part (netns, run id, guest, experiment), else UnsafeInput."""
-    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
-        raise UnsafeInput("%s %r is not a valid %s: 1 to 64 of the characters A-Z a-z 0-9 _ . -, "
-                          "not starting with a dot" % (option, value, what), option)
+def name(value, option, what="name", max_len=NAME_MAX):
+    """``value`` if it is a safe path part (netns, run id, cell id, guest, experiment), else UnsafeInput."""
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value) or len(value) > max_len:
+        raise UnsafeInput("%s %r is not a valid %s: 1 to %d of the characters A-Z a-z 0-9 _ . -, "
+                          "not starting with a dot" % (option, value, what, max_len), option)
     return value
 
 
@@ -60,7 +62,7 @@ def netns_name(value, option="netns"):
 
 
 def run_id(value, option="run_id"):
-    return name(value, option, "run id")
+    return name(value, option, "run id", RUN_ID_MAX)
 
 
 def confined(path, root, option):

@@ -78,3 +78,12 @@ def test_an_allow_list_admits_exactly_its_networks():
         safety.destination("192.0.3.7", allowed=["192.0.2.0/24"])
     with pytest.raises(safety.UnsafeInput, match="not an IP network"):
         safety.destination("192.0.2.7", allowed=["everything"])
+
+
+def test_cell_ids_may_be_longer_than_run_ids_but_stay_file_names():
+    cell = "neighbour-checksum-n100-vm_driver-s64-r50000-d3-neighbour-p1000-rep1"
+    assert len(cell) > safety.RUN_ID_MAX and safety.name(cell, "name", "sampling name") == cell
+    with pytest.raises(safety.UnsafeInput, match="1 to 64"):
+        safety.run_id(cell)
+    with pytest.raises(safety.UnsafeInput, match="1 to 200"):
+        safety.name("x" * 201, "name")
