@@ -210,7 +210,7 @@ def spawn_holder(paths, owner_pid, owner_start, run_id, python=None, timeout=STA
     argv = [python or sys.executable, "-c", HOLDER_SOURCE, HOLDER_MARK, json.dumps(cfg)]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             close_fds=True, start_new_session=True, cwd="/")
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    ready = select.select([proc.stdout], [], [], timeout)[0]
     line = proc.stdout.readline() if ready else b""
     proc.stdout.close()
     try:

@@ -17,6 +17,7 @@ __metaclass__ = type
 
 import hashlib
 import itertools
+import math
 import os
 import re
 
@@ -57,7 +58,7 @@ def _refuse(experiment, key, value, rule):
 
 
 def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
 def _as_list(value, axis, experiment):

@@ -50,10 +50,12 @@ options:
       - PID (on the host the module runs on) whose exit releases the locks. Default the outermost
         ansible-playbook among the module's ancestors.
     type: int
+extends_documentation_fragment:
+  - xdplab.offload.attributes
 attributes:
   check_mode:
     support: full
-    description: Reports whether the locks are free or held and by whom; takes nothing, starts nothing, writes nothing.
+    details: Reports whether the locks are free or held and by whom; takes nothing, starts nothing, writes nothing.
   diff_mode:
     support: none
 notes:

@@ -279,8 +279,8 @@ def _planned(module, ifindex, have, pin_path):
                   "attached program (id %s, tag %s) is reported as changed, which may be conservative"
                   % (have["prog_id"], have["tag"]))
     result["check_mode_reason"] = reason
-    result["diff"] = {"before": _describe(have), "after": {"mode": p["mode"], "name": want_name,
-                                                            "tag": None, "prog_id": None}}
+    after = {"mode": p["mode"], "name": want_name, "tag": None, "prog_id": None}
+    result["diff"] = {"before": _describe(have), "after": after}
     return result
 
 

@@ -44,6 +44,8 @@ def experiments(broken):
 
 def broken_id(run):
     return [c["id"] for c in matrix.expand(run["experiments"]) if c["program"] == run["broken"]][0]
+
+
 # Frames the veth ring could not take are counted by the receiver as rx_dropped;
 # a few stray frames (e.g. IPv6 neighbour discovery) may be seen by the program too.
 TOLERANCE_PACKETS = 16

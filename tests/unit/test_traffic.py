@@ -614,8 +614,8 @@ def _fake_ipr(route_to=None, routes4=(), routes6=()):
 
 def test_interface_refusal_reads_multipath_default_routes():
     hop = {"oif": 5}
-    ipr = _fake_ipr(routes4=[_Msg({"dst_len": 0, "type": 1, "table": 254}, {"RTA_MULTIPATH": [{"oif": 2}, hop],
-                                                                             "RTA_TABLE": 254})])
+    route = _Msg({"dst_len": 0, "type": 1, "table": 254}, {"RTA_MULTIPATH": [{"oif": 2}, hop], "RTA_TABLE": 254})
+    ipr = _fake_ipr(routes4=[route])
     assert "test0 (root namespace) carries the default route (IPv4)" in loadgen.interface_refusal(ipr, "test0")
     assert loadgen.interface_refusal(ipr, "xl-lg0") is None
 

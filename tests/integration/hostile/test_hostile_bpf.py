@@ -83,8 +83,8 @@ def _someone_elses(path):
         return True
     if path.startswith(CPU_STATE + os.sep):
         return "xl-ha" not in path
-    return path.startswith(RUN_ROOT + os.sep) and not (path == CPU_STATE or path == A.STATE_ROOT
-                                                        or path.startswith(A.STATE_ROOT + os.sep))
+    ours = path == CPU_STATE or path == A.STATE_ROOT or path.startswith(A.STATE_ROOT + os.sep)
+    return path.startswith(RUN_ROOT + os.sep) and not ours
 
 
 def _mine(before, after):

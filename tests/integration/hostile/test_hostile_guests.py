@@ -272,7 +272,7 @@ def test_ovs_teardown_with_no_bridges_removes_nothing(tmp_path):
         proc = run_playbook(_play(tmp_path, OVS_PLAY), extra_vars=dict(ovs_bridges=[], ovs_state_file=str(record)))
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "nothing is removed" in proc.stdout
-        assert ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
         assert json.loads(record.read_text()) == {"started": [], "netns": [ns]}
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
