@@ -30,15 +30,16 @@ author:
   - xdplab.offload developers (!UNKNOWN)
 extends_documentation_fragment:
   - xdplab.offload.interface
+  - xdplab.offload.attributes
 attributes:
   check_mode:
     support: full
-    description: Compares the wanted settings with the running worker and reports the change without building,
+    details: Compares the wanted settings with the running worker and reports the change without building,
       starting or stopping anything, and without running O(binary) (its C(--info) is not asked; see
       RV(binary_checked)). Nothing is written or removed.
   diff_mode:
     support: full
-    description: Shows the worker's settings before and after.
+    details: Shows the worker's settings before and after.
 options:
   state:
     description:

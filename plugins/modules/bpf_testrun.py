@@ -19,16 +19,16 @@ description:
     198.18.0.0/15 addresses) or given as hex.
 author:
   - xdplab.offload developers (!UNKNOWN)
+extends_documentation_fragment:
+  - xdplab.offload.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Check mode runs nothing - no compile, no program load, no C(BPF_PROG_TEST_RUN) (test runs count in
         the program's maps) and no counter is written. It checks the inputs, builds the packet and reads the
         pinned program's identity; RV(ns_per_run), RV(verdict) and the counters are null and RV(runs) is 0.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   interface:

@@ -24,9 +24,10 @@ description:
     so that a playbook can measure around another task (for example the traffic).
 author:
   - xdplab.offload developers (!UNKNOWN)
+extends_documentation_fragment:
+  - xdplab.offload.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Sampling reads /proc and libvirt only, so it runs in check mode too (and returns C(changed=false)).
@@ -34,7 +35,6 @@ attributes:
         is neither switched on nor restored - with O(bpf_stats=true) the BPF run times only grow if the
         statistics are already on.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   action:

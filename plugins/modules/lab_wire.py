@@ -34,13 +34,15 @@ requirements:
   - pyroute2 >= 0.9.1
   - Linux >= 6.9 to report NAPI threads through the netdev netlink family (older kernels fall back to
     matching thread names)
+extends_documentation_fragment:
+  - xdplab.offload.attributes
 attributes:
   check_mode:
     support: full
-    description: Reads the current state and reports the steps it would take, without acting.
+    details: Reads the current state and reports the steps it would take, without acting.
   diff_mode:
     support: full
-    description: Shows both ends before and after.
+    details: Shows both ends before and after.
 options:
   state:
     description: Whether the wire should exist.

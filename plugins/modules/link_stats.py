@@ -18,12 +18,11 @@ author:
   - xdplab.offload developers (!UNKNOWN)
 extends_documentation_fragment:
   - xdplab.offload.interface
+  - xdplab.offload.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   driver_stats:

@@ -27,12 +27,14 @@ description:
     alone. Check mode reports the steps (link, devlink, reload commands) without taking them.
 author:
   - xdplab.offload developers (@xdplab)
+extends_documentation_fragment:
+  - xdplab.offload.attributes
 attributes:
   check_mode:
-    description: Reads the card and reports the link, devlink and reload steps it would take, without taking them.
+    details: Reads the card and reports the link, devlink and reload steps it would take, without taking them.
     support: full
   diff_mode:
-    description: Shows the link target, the running application and the fw_load_policy before and after.
+    details: Shows the link target, the running application and the fw_load_policy before and after.
     support: full
 options:
   pci:

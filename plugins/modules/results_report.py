@@ -27,15 +27,17 @@ description:
   - Runs on the controller; it needs pandas and matplotlib.
 author:
   - xdplab.offload developers (!UNKNOWN)
+extends_documentation_fragment:
+  - xdplab.offload.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Draws everything in memory and reports which files would change, without writing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: partial
     details: The diff shows report.md; figures and report.html are binary or embed binaries.
+  platform:
+    platforms: posix
 options:
   path:
     description: The run directory, C(results/<run_id>), which contains C(records/).

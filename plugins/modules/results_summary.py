@@ -25,15 +25,17 @@ description:
   - Runs on the controller; it needs pandas, which the managed hosts' venv does not have.
 author:
   - xdplab.offload developers (!UNKNOWN)
+extends_documentation_fragment:
+  - xdplab.offload.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Computes the summary and reports whether the file would change, without writing it.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff is the old and new CSV text.
+  platform:
+    platforms: posix
 options:
   path:
     description:

@@ -28,13 +28,14 @@ author:
   - xdplab.offload developers (!UNKNOWN)
 extends_documentation_fragment:
   - xdplab.offload.libvirt
+  - xdplab.offload.attributes
 attributes:
   check_mode:
     support: full
-    description: Reads the current definition and state and reports the actions it would take.
+    details: Reads the current definition and state and reports the actions it would take.
   diff_mode:
     support: full
-    description: The managed part of the inactive domain XML before and after.
+    details: The managed part of the inactive domain XML before and after.
 options:
   name:
     description:

@@ -21,9 +21,9 @@ author:
   - xdplab.offload developers (!UNKNOWN)
 extends_documentation_fragment:
   - xdplab.offload.interface
+  - xdplab.offload.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Check mode compiles nothing (no build cache is written), loads no program (an offload load
@@ -33,7 +33,6 @@ attributes:
         program's tag cannot be known without compiling and loading it, so the result is
         C(changed=true), RV(tag_known=false) and RV(check_mode_reason) says so.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 options:
   program:

@@ -18,13 +18,13 @@ description:
     O(interface) (and O(netns)) the program was attached to, its O(pin_path), or the O(map_path).
 author:
   - xdplab.offload developers (!UNKNOWN)
+extends_documentation_fragment:
+  - xdplab.offload.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: In check mode O(reset) only reports whether the counters would be zeroed.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: With O(reset) the diff shows the summed counters before and after.
 options:
