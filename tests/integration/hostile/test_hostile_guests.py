@@ -276,3 +276,31 @@ def test_ovs_teardown_with_no_bridges_removes_nothing(tmp_path):
         assert json.loads(record.read_text()) == {"started": [], "netns": [ns]}
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+IMAGE_PLAY = GUESTS_PLAY.replace("guests role", "guest_image role").replace(
+    "roles/guests/tasks/absent.yml", "the guest_image role with guest_image_state=absent").replace(
+    "xdplab.offload.guests\n        tasks_from: absent.yml", "xdplab.offload.guest_image")
+
+
+@pytest.mark.parametrize("cache", ["/", "/var/cache/xdplab", "/var/cache/xdplab/../../DECOY", "relative/cache",
+                                   "/var/cache/xdplab/xl-hb-link"],
+                         ids=["root", "cache-root", "dotdot", "relative", "symlink"])
+def test_guest_image_teardown_removes_no_cache_outside_its_root(tmp_path, cache):
+    """guest_image_state=absent deletes its cache whole: a typo must not remove anything else."""
+    decoy = tmp_path / "decoy"
+    decoy.mkdir()
+    (decoy / "keep").write_text("someone's data\n")
+    link = "/var/cache/xdplab/xl-hb-link"
+    os.makedirs("/var/cache/xdplab", exist_ok=True)
+    os.symlink(str(decoy), link)
+    try:
+        proc = run_playbook(_play(tmp_path, IMAGE_PLAY), extra_vars={
+            "guest_image_state": "absent", "guest_image_cache": cache.replace("DECOY", str(decoy).lstrip("/")),
+            "guest_image_ssh_key": str(tmp_path / "no-key")})
+    finally:
+        os.unlink(link)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert "nothing is removed" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+    assert (decoy / "keep").read_text() == "someone's data\n"
+    assert os.path.isdir("/var/cache/xdplab") and os.path.isdir("/etc")
