@@ -196,7 +196,7 @@ def _excluded(cell, exclusions):
 def validate_experiment(name, spec):
     """Check one experiment; return ``(axis value lists, scalars)`` or raise MatrixError."""
     try:
-        safety.name(name, "experiment name", "experiment name", 64)
+        safety.name(name, "experiment name", "experiment name", safety.SHORT_NAME_MAX)
     except safety.UnsafeInput as exc:
         raise MatrixError(exc.msg)
     if not isinstance(spec, dict):
@@ -252,7 +252,7 @@ def check_cell(cell):
             raise MatrixError("cell %r: %s missing" % (cell.get("id"), key))
     name = cell["experiment"]
     try:
-        safety.name(name, "experiment name", "experiment name", 64)
+        safety.name(name, "experiment name", "experiment name", safety.SHORT_NAME_MAX)
     except safety.UnsafeInput as exc:
         raise MatrixError(exc.msg)
     check_program(cell["program"], name, "program")

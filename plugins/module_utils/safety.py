@@ -26,7 +26,8 @@ _IFNAME_RE = re.compile(r"[A-Za-z0-9_.@+-]{1,15}")
 # without a leading dot (at most NAME_MAX characters; a file name may add a suffix).
 _NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 NAME_MAX = 200
-RUN_ID_MAX = 64
+# Names people type and read back (namespaces, run ids, experiments): 64 at most.
+SHORT_NAME_MAX = 64
 
 
 class UnsafeInput(ValueError):
@@ -58,11 +59,11 @@ def netns_name(value, option="netns"):
     """An optional network namespace name: empty/None means the host's namespace."""
     if value in (None, ""):
         return value
-    return name(value, option, "network namespace name")
+    return name(value, option, "network namespace name", SHORT_NAME_MAX)
 
 
 def run_id(value, option="run_id"):
-    return name(value, option, "run id", RUN_ID_MAX)
+    return name(value, option, "run id", SHORT_NAME_MAX)
 
 
 def confined(path, root, option):

@@ -82,8 +82,14 @@ def test_an_allow_list_admits_exactly_its_networks():
 
 def test_cell_ids_may_be_longer_than_run_ids_but_stay_file_names():
     cell = "neighbour-checksum-n100-vm_driver-s64-r50000-d3-neighbour-p1000-rep1"
-    assert len(cell) > safety.RUN_ID_MAX and safety.name(cell, "name", "sampling name") == cell
+    assert len(cell) > safety.SHORT_NAME_MAX and safety.name(cell, "name", "sampling name") == cell
     with pytest.raises(safety.UnsafeInput, match="1 to 64"):
         safety.run_id(cell)
     with pytest.raises(safety.UnsafeInput, match="1 to 200"):
         safety.name("x" * 201, "name")
+
+
+def test_namespace_names_stay_at_64_characters():
+    assert safety.netns_name("n" * 64) == "n" * 64
+    with pytest.raises(safety.UnsafeInput, match="1 to 64"):
+        safety.netns_name("n" * 65)
