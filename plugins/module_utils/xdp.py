@@ -3,7 +3,8 @@
 """Attach, query and detach XDP programs through netlink (pyroute2 >= 0.9.1).
 
 pyroute2's ``xdp_fd=``/``xdp_flags=`` keywords drop the flags, so the nested
-``xdp={'attrs': [...]}`` form is used throughout (see LAB-FACTS).
+``xdp={'attrs': [...]}`` form is used throughout (and flags were mis-encoded
+before pyroute2 0.9.1).
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
