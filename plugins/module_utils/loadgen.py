@@ -253,26 +253,23 @@ def kernel_target(interface, netns):
         raise _unsafe(exc)
 
 
+def _bound(p, key, default, maximum, cast, unit, symbol=""):
+    """One of the run's bounds from the params: ``default`` when unset, 0 < value <= ``maximum``."""
+    value = default if p.get(key) is None else p.get(key)
+    try:
+        value = cast(value)
+    except (TypeError, ValueError):
+        raise LoadgenError("%s %r is not a number of %s" % (key, value, unit), option=key)
+    if not 0 < value <= maximum:
+        raise LoadgenError("%s %g%s is out of range; give 0 < %s <= %d%s"
+                           % (key, value, symbol, key, maximum, " " + unit if symbol else ""), option=key)
+    return value
+
+
 def run_limits(p):
     """The run's bounds: ``max_duration`` (s) and ``max_packets`` from the params, validated."""
-    max_duration = p.get("max_duration")
-    max_duration = DEFAULT_MAX_DURATION if max_duration is None else max_duration
-    try:
-        max_duration = float(max_duration)
-    except (TypeError, ValueError):
-        raise LoadgenError("max_duration %r is not a number of seconds" % (max_duration,), option="max_duration")
-    if not 0 < max_duration <= MAX_DURATION:
-        raise LoadgenError("max_duration %g s is out of range; give 0 < max_duration <= %d seconds"
-                           % (max_duration, MAX_DURATION), option="max_duration")
-    max_packets = p.get("max_packets")
-    max_packets = DEFAULT_MAX_PACKETS if max_packets is None else max_packets
-    try:
-        max_packets = int(max_packets)
-    except (TypeError, ValueError):
-        raise LoadgenError("max_packets %r is not a number of frames" % (max_packets,), option="max_packets")
-    if not 0 < max_packets <= MAX_PACKETS:
-        raise LoadgenError("max_packets %d is out of range; give 0 < max_packets <= %d" % (max_packets, MAX_PACKETS),
-                           option="max_packets")
+    max_duration = _bound(p, "max_duration", DEFAULT_MAX_DURATION, MAX_DURATION, float, "seconds", " s")
+    max_packets = _bound(p, "max_packets", DEFAULT_MAX_PACKETS, MAX_PACKETS, int, "frames")
     return {"max_duration": max_duration, "max_packets": max_packets}
 
 

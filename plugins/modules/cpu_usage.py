@@ -359,6 +359,16 @@ def _sample(p, check=False):
     return _finish(before, after, selection, p["packets"], extra)
 
 
+def _started(path, before, selection, bpf_stats_before):
+    """What action=start returns (also in check mode): the state path, the start time, the processes found."""
+    result = {"state_path": path, "started_at": cpu.iso_time(before["wall"]),
+              "processes": {n: {"pids": sorted(int(pid) for pid in procs)}
+                            for n, procs in before["processes"].items()}}
+    if selection["bpf_stats"]:
+        result["bpf_stats_enabled_before"] = bpf_stats_before()
+    return result
+
+
 def _start_check(p, path, selection, old, warnings):
     """Check mode of action=start: the snapshot is taken, but no state file is written and no sysctl switched."""
     if old is not None:
@@ -368,12 +378,7 @@ def _start_check(p, path, selection, old, warnings):
         before = cpu.take_snapshot(selection, conn=conn)
     finally:
         _close(conn)
-    result = {"state_path": path, "started_at": cpu.iso_time(before["wall"]),
-              "processes": {n: {"pids": sorted(int(pid) for pid in procs)}
-                            for n, procs in before["processes"].items()}}
-    if selection["bpf_stats"]:
-        result["bpf_stats_enabled_before"] = cpu.read_bpf_stats()
-    return result
+    return _started(path, before, selection, cpu.read_bpf_stats)
 
 
 def _start(p, warnings, check=False):
@@ -405,12 +410,7 @@ def _start(p, warnings, check=False):
         raise
     finally:
         _close(conn)
-    result = {"state_path": path, "started_at": cpu.iso_time(before["wall"]),
-              "processes": {n: {"pids": sorted(int(pid) for pid in procs)}
-                            for n, procs in before["processes"].items()}}
-    if selection["bpf_stats"]:
-        result["bpf_stats_enabled_before"] = previous
-    return result
+    return _started(path, before, selection, lambda: previous)
 
 
 def _stop(p, warnings, check=False):
