@@ -66,7 +66,10 @@ def run_playbook(playbook, extra_vars=None, tags=None, check=False, timeout=1800
         cmd += ["--tags", ",".join(tags)]
     if check:
         cmd.append("--check")
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    # The tests read the default callback's output (task banners, ok results); ansible.cfg's
+    # xdplab.offload.lab hides those at verbosity 0 (tests/integration/test_callback_lab.py tests it).
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False, env=env)
 
 
 def recap_changed(stdout):
