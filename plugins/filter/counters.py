@@ -37,17 +37,7 @@ _value:
 '''
 
 
-def counter_delta(after, before):
-    before = before or {}
-    delta = {}
-    for key, value in (after or {}).items():
-        if isinstance(value, bool) or not isinstance(value, int):
-            continue
-        old = before.get(key, 0)
-        if isinstance(old, bool) or not isinstance(old, int):
-            continue
-        delta[key] = value - old
-    return delta
+from ansible_collections.xdplab.offload.plugins.module_utils.linkstats import counter_delta  # noqa: E402
 
 
 class FilterModule(object):
