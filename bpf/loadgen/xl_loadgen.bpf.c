@@ -17,6 +17,18 @@
  * cfg_slack_ns (200 ms) behind restarts its schedule instead (counted in
  * state.late).
  *
+ * Flows (cfg_flows > 1): frame n of a thread gets UDP source port
+ * cfg_sport + (n mod cfg_flows), with the UDP checksum updated incrementally
+ * (RFC 1624), so the frames stay valid and spread over cfg_flows 5-tuples.
+ *
+ * Steering (cfg_queues > 1): veth puts a redirected frame on the RX queue
+ * (sending CPU mod RX queues), whatever its flow. To spread flows over the
+ * peer's queues as RSS would, flow f is redirected through a cpumap to the
+ * CPU cfg_queue_cpu[f mod cfg_queues]; that CPU's cpumap kthread runs
+ * xl_loadgen_to_dev, which redirects it into the interface, so it lands on
+ * the queue of that CPU. Frames whose queue the sending CPU selects itself
+ * are redirected directly (no detour, no kthread).
+ *
  * Configuration is in .rodata, set by user space before load; the map is
  * frozen, so the verifier sees constants and prunes what is not used. The
  * state is in .bss, one program instance (and so one state) per sending
@@ -41,6 +53,20 @@ const volatile __u64 cfg_slack_ns = 0;	/* behind by more: restart */
 const volatile __u64 cfg_catchup_ns = 0;	/* min. gap while behind */
 const volatile __u64 cfg_spin_ns = 0;		/* spin at most this long */
 const volatile __u64 cfg_total = 0;		/* frames to send in all */
+const volatile __u32 cfg_flows = 1;		/* source ports in use */
+const volatile __u16 cfg_sport = 0;		/* first source port (host order) */
+const volatile __u16 cfg_ucsum = 0;		/* UDP checksum with cfg_sport (host order) */
+const volatile __u32 cfg_queues = 0;		/* > 1: steer flows over this many queues */
+const volatile __u32 cfg_rx_queues = 1;	/* the peer's RX queues */
+const volatile __u32 cfg_queue_id[XL_LG_MAX_QUEUES] = {};	/* queues reached */
+const volatile __u32 cfg_queue_cpu[XL_LG_MAX_QUEUES] = {};	/* and a CPU for each */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CPUMAP);
+	__uint(max_entries, XL_LG_MAX_CPUS);	/* user space lowers it to the possible CPUs */
+	__type(key, __u32);
+	__type(value, struct bpf_cpumap_val);
+} xl_lg_cpus SEC(".maps");
 
 struct xl_lg_state state = {};
 
@@ -105,6 +131,7 @@ int xl_loadgen(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u64 *word = data;
+	__u32 flow = 0;
 
 	/* paced: nothing after the planned frames, nothing before it is due */
 	if (cfg_gap_fp && (state.sent >= cfg_total || !pace()))
@@ -122,6 +149,25 @@ int xl_loadgen(struct xdp_md *ctx)
 			return XDP_ABORTED;
 		*(__u64 *)(data + cfg_tail_off) = cfg_tail;
 	}
+	if (cfg_flows > 1) {
+		__u32 f = state.flow;
+		__u16 port = cfg_sport + f;
+		__u32 sum;
+		__u16 csum;
+
+		if (++state.flow >= cfg_flows)
+			state.flow = 0;
+		if (data + XL_LG_UCSUM_OFF + 2 > data_end)
+			return XDP_ABORTED;
+		/* RFC 1624: HC' = ~(~HC + ~m + m') */
+		sum = (__u16)~cfg_ucsum + (__u16)~cfg_sport + (__u32)port;
+		sum = (sum & 0xffff) + (sum >> 16);
+		sum = (sum & 0xffff) + (sum >> 16);
+		csum = (__u16)~sum;
+		*(__u16 *)(data + XL_LG_SPORT_OFF) = __builtin_bswap16(port);
+		*(__u16 *)(data + XL_LG_UCSUM_OFF) = __builtin_bswap16(csum ? csum : 0xffff);
+		flow = f;
+	}
 	if (cfg_gap_fp) {
 		state.sent++;
 	} else if ((++state.sent & 63) == 1) {
@@ -130,6 +176,23 @@ int xl_loadgen(struct xdp_md *ctx)
 		if (state.sent == 1)
 			state.first_ns = state.last_ns;
 	}
+	if (cfg_queues > 1) {
+		__u32 q = flow % cfg_queues;
+
+		if (q >= XL_LG_MAX_QUEUES)
+			return XDP_ABORTED;
+		/* this CPU selects the frame's queue itself: no detour */
+		if (bpf_get_smp_processor_id() % cfg_rx_queues == cfg_queue_id[q])
+			return bpf_redirect(cfg_ifindex, 0);
+		return bpf_redirect_map(&xl_lg_cpus, cfg_queue_cpu[q], 0);
+	}
+	return bpf_redirect(cfg_ifindex, 0);
+}
+
+/* Steering: runs in the cpumap kthread of the CPU whose RX queue the frame is for. */
+SEC("xdp/cpumap")
+int xl_loadgen_to_dev(struct xdp_md *ctx)
+{
 	return bpf_redirect(cfg_ifindex, 0);
 }
 

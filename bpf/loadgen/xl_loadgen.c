@@ -23,6 +23,15 @@
  * device at once. A thread's call ends when its rate x duration frames are
  * out (the main thread signals it).
  *
+ * Flows (--flows N): frames spread over N UDP source ports. On a veth whose
+ * peer has several RX queues, veth picks the queue by the sending CPU, not by
+ * the flow; so flow f is steered (cpumap) to a CPU whose number selects RX
+ * queue f mod queues, emulating RSS (see xl_loadgen.bpf.c).
+ *
+ * Progress (--progress-file PATH): about once a second one JSON line
+ * {"elapsed_s", "duration_s", "sent", "pps"} is appended; the file is removed
+ * at the end.
+ *
  * At the end one JSON object is printed on stdout.
  */
 #define _GNU_SOURCE
@@ -48,6 +57,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -91,8 +101,21 @@ struct config {
 	const char *qname;
 	int batch;		/* full speed: test-run batch size */
 	int burst;		/* paced: frames per burst (= batch), 0 = auto */
+	int flows;		/* UDP source ports src_port .. src_port + flows - 1 */
+	bool steer;		/* spread flows over a veth peer's RX queues */
+	const char *progress_file;
 	bool verbose;
 };
+
+/* Steering over the peer's RX queues (veth): queue i of the ones reached is
+ * fed from CPU queue_cpu[i]. */
+static struct {
+	int rx_queues;		/* the peer's RX queues, 0 = not a veth */
+	int nqueues;		/* queues reached (one CPU each) */
+	int queue[XL_LG_MAX_QUEUES];
+	int queue_cpu[XL_LG_MAX_QUEUES];
+	int map_fd;		/* the shared cpumap, -1 = none */
+} steer = {.map_fd = -1};
 
 struct thread_ctx {
 	pthread_t tid;
@@ -121,6 +144,8 @@ static struct config cfg = {
 	.dst_port = 9,
 	.qname = "xl-query.example",
 	.batch = BATCH,
+	.flows = 1,
+	.steer = true,
 };
 
 static uint8_t frame[MAX_SIZE];
@@ -166,6 +191,9 @@ static void usage(FILE *out)
 "      --qname NAME       name to query with --dns (default xl-query.example)\n"
 "      --batch N          full speed: frames per test-run batch, 1..256 (default 64)\n"
 "      --burst N          paced: frames sent back to back, 1..256 (default: auto)\n"
+"      --flows N          spread frames over N UDP source ports from --src-port (default 1)\n"
+"      --no-steer         on a veth with several RX queues, do not steer flows over them\n"
+"      --progress-file PATH  append a JSON progress line about every second; removed at the end\n"
 "  -v, --verbose          libbpf debug output on stderr\n"
 "  -h, --help\n"
 "\n"
@@ -233,6 +261,7 @@ static void parse_cpus(const char *s)
 enum {
 	OPT_IFINDEX = 256, OPT_SRC_MAC, OPT_DST_MAC, OPT_SRC_IP, OPT_DST_IP,
 	OPT_SRC_PORT, OPT_DST_PORT, OPT_DNS, OPT_QNAME, OPT_BATCH, OPT_BURST,
+	OPT_FLOWS, OPT_NO_STEER, OPT_PROGRESS,
 };
 
 static void parse_args(int argc, char **argv)
@@ -256,6 +285,9 @@ static void parse_args(int argc, char **argv)
 		{"qname", required_argument, NULL, OPT_QNAME},
 		{"batch", required_argument, NULL, OPT_BATCH},
 		{"burst", required_argument, NULL, OPT_BURST},
+		{"flows", required_argument, NULL, OPT_FLOWS},
+		{"no-steer", no_argument, NULL, OPT_NO_STEER},
+		{"progress-file", required_argument, NULL, OPT_PROGRESS},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{},
@@ -333,6 +365,17 @@ static void parse_args(int argc, char **argv)
 		case OPT_BURST:
 			cfg.burst = (int)parse_long(optarg, 1, 256, "--burst");
 			break;
+		case OPT_FLOWS:
+			cfg.flows = (int)parse_long(optarg, 1, 65536, "--flows");
+			break;
+		case OPT_NO_STEER:
+			cfg.steer = false;
+			break;
+		case OPT_PROGRESS:
+			if (!*optarg)
+				die(2, "--progress-file is empty");
+			cfg.progress_file = optarg;
+			break;
 		case 'v':
 			cfg.verbose = true;
 			break;
@@ -352,6 +395,8 @@ static void parse_args(int argc, char **argv)
 		cfg.dst_port = 53;
 	if (cfg.dns && !cfg.src_port_given)
 		cfg.src_port = 40000;
+	if (cfg.src_port + cfg.flows - 1 > 65535)
+		die(2, "--flows %d from --src-port %u goes past port 65535", cfg.flows, cfg.src_port);
 }
 
 /* ------------------------------------------------------------ the frame */
@@ -535,6 +580,8 @@ static void resolve_interface(void)
  * did not fit into the peer's ring). Returns false when the driver has none. */
 struct dev_counters {
 	bool valid;
+	bool veth;
+	int queues;		/* tx_queue_<n> entries: the peer's RX queues (veth) */
 	uint64_t xdp_xmit, xdp_xmit_errors;
 };
 
@@ -563,6 +610,7 @@ static struct dev_counters read_dev_counters(void)
 	ifr.ifr_data = (void *)&drv;
 	if (ioctl(sock, SIOCETHTOOL, &ifr) || !drv.n_stats)
 		goto done;
+	out.veth = !strcmp(drv.driver, "veth");
 	n = drv.n_stats;
 	strs = calloc(1, sizeof(*strs) + (size_t)n * ETH_GSTRING_LEN);
 	stats = calloc(1, sizeof(*stats) + (size_t)n * sizeof(uint64_t));
@@ -589,6 +637,7 @@ static struct dev_counters read_dev_counters(void)
 		if (ends_with(name, "_xdp_xmit")) {
 			out.xdp_xmit += stats->data[i];
 			out.valid = true;
+			out.queues++;
 		} else if (ends_with(name, "_xdp_xmit_errors")) {
 			out.xdp_xmit_errors += stats->data[i];
 		}
@@ -634,6 +683,21 @@ static void load_program(struct thread_ctx *t)
 		skel->rodata->cfg_tail_off = (__u32)(hdr_len - 8);
 		skel->rodata->cfg_tail = w;
 	}
+	skel->rodata->cfg_flows = (__u32)cfg.flows;
+	skel->rodata->cfg_sport = cfg.src_port;
+	skel->rodata->cfg_ucsum = (__u16)(frame[XL_LG_UCSUM_OFF] << 8 | frame[XL_LG_UCSUM_OFF + 1]);
+	bpf_map__set_max_entries(skel->maps.xl_lg_cpus, (__u32)libbpf_num_possible_cpus());
+	bpf_program__set_autoload(skel->progs.xl_loadgen_to_dev, steer.nqueues > 1);
+	if (steer.nqueues > 1) {
+		skel->rodata->cfg_queues = (__u32)steer.nqueues;
+		skel->rodata->cfg_rx_queues = (__u32)steer.rx_queues;
+		for (int i = 0; i < steer.nqueues; i++) {
+			skel->rodata->cfg_queue_id[i] = (__u32)steer.queue[i];
+			skel->rodata->cfg_queue_cpu[i] = (__u32)steer.queue_cpu[i];
+		}
+		if (steer.map_fd >= 0 && bpf_map__reuse_fd(skel->maps.xl_lg_cpus, steer.map_fd))
+			die(1, "cannot share the steering cpumap: %s", strerror(errno));
+	}
 	if (t->rate > 0) {
 		double gap_ns = 1e9 * t->burst / t->rate;
 
@@ -656,6 +720,48 @@ static void load_program(struct thread_ctx *t)
 	t->skel = skel;
 	t->state = &skel->bss->state;
 	t->prog_fd = bpf_program__fd(skel->progs.xl_loadgen);
+	if (steer.nqueues > 1 && steer.map_fd < 0) {
+		/* one cpumap for all threads: an entry (and a kthread) per CPU used */
+		struct bpf_cpumap_val val = {
+			.qsize = 2048,
+			.bpf_prog.fd = bpf_program__fd(skel->progs.xl_loadgen_to_dev),
+		};
+
+		steer.map_fd = bpf_map__fd(skel->maps.xl_lg_cpus);
+		for (int i = 0; i < steer.nqueues; i++) {
+			__u32 cpu = (__u32)steer.queue_cpu[i];
+
+			if (bpf_map_update_elem(steer.map_fd, &cpu, &val, 0))
+				die(1, "cannot add CPU %u to the steering cpumap: %s", cpu, strerror(errno));
+		}
+	}
+}
+
+/* Which CPU feeds which of the peer's RX queues: veth takes the queue
+ * (sending CPU mod RX queues), so queue q is reached from the lowest CPU c
+ * this process may use with c mod queues == q; queues no CPU reaches are
+ * left out. */
+static void plan_steering(int rx_queues)
+{
+	cpu_set_t allowed;
+
+	steer.rx_queues = rx_queues;
+	steer.nqueues = 0;
+	if (rx_queues < 2 || !cfg.steer)
+		return;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed))
+		die(1, "sched_getaffinity: %s", strerror(errno));
+	for (int q = 0; q < rx_queues && steer.nqueues < XL_LG_MAX_QUEUES; q++) {
+		for (int c = q; c < CPU_SETSIZE && c < XL_LG_MAX_CPUS; c += rx_queues) {
+			if (CPU_ISSET(c, &allowed)) {
+				steer.queue[steer.nqueues] = q;
+				steer.queue_cpu[steer.nqueues++] = c;
+				break;
+			}
+		}
+	}
+	if (steer.nqueues < 2)
+		steer.nqueues = 0;	/* one queue reached: send directly */
 }
 
 /* One test run of up to n frames, batch frames at a time; 0 or -errno. */
@@ -724,6 +830,44 @@ out:
 		t->start_s = t->end_s;
 	atomic_store(&t->done, 1);
 	return NULL;
+}
+
+/* ------------------------------------------------------------ progress */
+
+static FILE *progress;
+
+static void progress_open(void)
+{
+	int fd;
+
+	if (!cfg.progress_file)
+		return;
+	fd = open(cfg.progress_file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		die(1, "cannot write the progress file %s: %s", cfg.progress_file, strerror(errno));
+	progress = fdopen(fd, "w");
+	if (!progress)
+		die(1, "fdopen: %s", strerror(errno));
+}
+
+/* One line: seconds since the first frame, the requested duration, frames
+ * sent so far and the rate since the previous line. */
+static void progress_line(double elapsed, uint64_t sent_now, double pps)
+{
+	if (!progress)
+		return;
+	fprintf(progress, "{\"elapsed_s\": %.3f, \"duration_s\": %.3f, \"sent\": %llu, \"pps\": %.1f}\n",
+		elapsed, cfg.duration, (unsigned long long)sent_now, pps);
+	fflush(progress);
+}
+
+static void progress_close(void)
+{
+	if (!progress)
+		return;
+	fclose(progress);
+	progress = NULL;
+	unlink(cfg.progress_file);
 }
 
 static void on_sigusr1(int sig)
@@ -812,6 +956,11 @@ static void print_json(struct thread_ctx *th, int n, const char *signame,
 	       "\"late_restarts\": %llu, ", cfg.duration, w_last - w_first,
 	       (unsigned long long)calls, (unsigned long long)late);
 	printf("\"interrupted\": %s, ", signame ? "true" : "false");
+	printf("\"flows\": %d, \"rx_queues\": %d, \"steering\": \"%s\", \"steered_queues\": [",
+	       cfg.flows, steer.rx_queues, steer.nqueues > 1 ? "cpumap" : "none");
+	for (int i = 0; i < steer.nqueues; i++)
+		printf("%s{\"queue\": %d, \"cpu\": %d}", i ? ", " : "", steer.queue[i], steer.queue_cpu[i]);
+	printf("], ");
 	{
 		/* The generator's own CPU time, all threads (test runs count as system time). */
 		double cpu_s;
@@ -847,7 +996,8 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	const char *signame = NULL;
 	bool started = false;
-	double deadline;
+	double deadline, next_progress = 0, last_progress = 0;
+	uint64_t last_sent = 0;
 	sigset_t set;
 	int failed = 0;
 
@@ -857,6 +1007,8 @@ int main(int argc, char **argv)
 	resolve_interface();
 	build_frame();
 	libbpf_set_print(libbpf_print);
+	before = read_dev_counters();
+	plan_steering(before.veth ? before.queues : 0);
 	for (int i = 0; i < cfg.threads; i++) {
 		struct thread_ctx *t = &th[i];
 
@@ -887,6 +1039,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	before = read_dev_counters();
+	progress_open();
 	/* until the first frame went out; a run that never sends stops here */
 	deadline = xl_now_mono() + cfg.duration + 5.0;
 	for (int i = 0; i < cfg.threads; i++) {
@@ -931,6 +1084,25 @@ int main(int argc, char **argv)
 				}
 			}
 		}
+		if (progress && started && xl_now_mono() >= next_progress) {
+			double now = xl_now_mono(), first = 0;
+			uint64_t total = 0;
+
+			for (int i = 0; i < cfg.threads; i++) {
+				uint64_t f = __atomic_load_n(&th[i].state->first_ns, __ATOMIC_RELAXED);
+
+				total += sent(&th[i]);
+				if (f && (!first || f / 1e9 < first))
+					first = f / 1e9;
+			}
+			if (last_progress > 0)
+				progress_line(now - first, total, (total - last_sent) / (now - last_progress));
+			else
+				progress_line(now - first, total, 0.0);
+			last_progress = now;
+			last_sent = total;
+			next_progress = now + 1.0;
+		}
 		left = deadline - xl_now_mono();
 		if (left <= 0)
 			atomic_store(&stop_requested, 1);
@@ -954,6 +1126,7 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < cfg.threads; i++)
 		pthread_join(th[i].tid, NULL);
+	progress_close();
 	/* Let the receiver drain its ring before reading the device counters. */
 	usleep(20000);
 	after = read_dev_counters();

@@ -55,6 +55,11 @@ MAX_DURATION = 86400.0
 DEFAULT_MAX_PACKETS = 1000000000
 MAX_PACKETS = 10 ** 12
 MAX_THREADS = 64
+MAX_FLOWS = 65536
+# Live progress: xl-loadgen appends {"elapsed_s", "duration_s", "sent", "pps"} about every
+# second to a file directly in this directory (removed when the run ends).
+PROGRESS_ROOT = "/run/xdplab/progress"
+PROGRESS_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,199}$")
 # Rates above this are certainly a typo (100 GbE line rate is ~148.8 Mpps).
 MAX_RATE = 1e9
 
@@ -197,6 +202,8 @@ def normalize(params, cpu_count=None):
     if dns and size < natural:
         raise LoadgenError("size %d is too small for a DNS query for %s (%d bytes)" % (size, qname, natural))
 
+    flows = _flows(p.get("flows"), p.get("src_port"), dns)
+
     threads = p.get("threads") or 1
     try:
         threads = int(threads)
@@ -220,7 +227,12 @@ def normalize(params, cpu_count=None):
         if netns:
             raise LoadgenError("netns is not supported with generator moongen: MoonGen drives a DPDK port, "
                                "not a kernel interface")
+        if flows > 1:
+            raise LoadgenError("flows is not supported with generator moongen (xl-udp-load.lua sends one flow)",
+                               option="flows")
 
+    # after kernel_target: the default name is made from the (checked) interface name
+    progress_file = progress_path(p.get("progress_file"), interface) if generator == "xl_loadgen" else None
     spec = {
         "generator": generator,
         "mode": mode,
@@ -235,9 +247,49 @@ def normalize(params, cpu_count=None):
         "dns": dns,
         "qname": qname,
         "limits": limits,
+        "flows": flows,
+        "progress_file": progress_file,
     }
     spec.update(address_fields(p))
     return spec
+
+
+def _flows(value, src_port, dns):
+    """``flows`` as a number of UDP source ports 1..65536 that fit above the first source port."""
+    flows = 1 if value is None else value
+    try:
+        flows = int(flows)
+    except (TypeError, ValueError):
+        raise LoadgenError("flows %r is not a number of flows" % (flows,), option="flows")
+    if not 1 <= flows <= MAX_FLOWS:
+        raise LoadgenError("flows %d is out of range (1..%d)" % (flows, MAX_FLOWS), option="flows")
+    first = _port(src_port, "src_port")
+    if first is None:
+        first = DEFAULTS["dns_src_port"] if dns else DEFAULTS["src_port"]
+    if first + flows - 1 > 65535:
+        raise LoadgenError("flows %d from source port %d would go past port 65535; give a lower src_port"
+                           % (flows, first), option="flows")
+    return flows
+
+
+def progress_path(value, interface):
+    """The progress file: None (unset) is PROGRESS_ROOT/traffic-<interface>.jsonl, '' is none (None).
+
+    A given path must name a file directly in PROGRESS_ROOT (resolved: no link or '..' out of it).
+    """
+    if value is None:
+        value = os.path.join(PROGRESS_ROOT, "traffic-%s.jsonl" % interface)
+    if value == "":
+        return None
+    try:
+        real = safety.strictly_under(str(value), PROGRESS_ROOT, "progress_file")
+    except safety.UnsafeInput as exc:
+        raise _unsafe(exc)
+    if os.path.dirname(real) != os.path.realpath(PROGRESS_ROOT) or not PROGRESS_NAME_RE.match(
+            os.path.basename(real)):
+        raise LoadgenError("progress_file %r must name a file directly in %s (letters, digits, '.', '_', '-')"
+                           % (value, PROGRESS_ROOT), option="progress_file")
+    return real
 
 
 def _unsafe(exc):
@@ -531,6 +583,10 @@ def xl_loadgen_argv(spec, binary):
              "--rate", _rate_arg(spec["rate"]), "--threads", str(spec["threads"])]
     if spec.get("cpus"):
         argv += ["--cpu", ",".join(str(c) for c in spec["cpus"])]
+    if spec.get("flows", 1) > 1:
+        argv += ["--flows", str(spec["flows"])]
+    if spec.get("progress_file"):
+        argv += ["--progress-file", spec["progress_file"]]
     argv += _common_frame_args(spec)
     return argv
 
@@ -577,6 +633,8 @@ def planned(spec):
         "threads": spec["threads"],
         "cpus": spec["cpus"],
         "frame": spec["frame"],
+        "flows": spec.get("flows", 1),
+        "progress_file": spec.get("progress_file"),
         "src_mac": spec["src_mac"] or (DEFAULTS["src_mac"] if spec["generator"] == "xl_loadgen" else "port"),
         "dst_mac": spec["dst_mac"] or DEFAULTS["dst_mac"],
         "src_ip": spec["src_ip"] or DEFAULTS["src_ip"],
@@ -595,13 +653,35 @@ def planned(spec):
 
 # ---------------------------------------------------------------- running
 
+def _progress_file(argv):
+    """The file given to ``--progress-file`` in ``argv``, or None."""
+    for flag, value in zip(argv, argv[1:]):
+        if flag == "--progress-file":
+            return value
+    return None
+
+
 def run(argv, duration, grace=30.0, popen=subprocess.Popen):
     """Run the generator; return (rc, stdout, stderr, timed_out).
 
     A generator still running ``grace`` seconds after ``duration`` gets SIGINT
     (xl-loadgen then stops and still prints its counts), and SIGKILL 10 s later.
-    Only the process started here is signalled, by its PID.
+    Only the process started here is signalled, by its PID. The directory of the
+    ``--progress-file`` in ``argv`` (a path ``normalize`` confined to PROGRESS_ROOT)
+    is made first, and the file is removed afterwards, also when the generator died.
     """
+    progress = _progress_file(argv)
+    if progress:
+        if not os.path.isdir(os.path.dirname(progress)):
+            os.makedirs(os.path.dirname(progress), 0o755)
+    try:
+        return _run(argv, duration, grace, popen)
+    finally:
+        if progress and os.path.lexists(progress):
+            os.unlink(progress)
+
+
+def _run(argv, duration, grace, popen):
     proc = popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     timed_out = False
     try:
@@ -713,7 +793,9 @@ def summarize(spec, data):
         "interrupted": bool(data.get("interrupted", False)),
         "threads": data.get("threads", []),
     }
-    for key in ("calls", "late_restarts", "wall_s", "cpu_s", "device_xdp_xmit", "device_xdp_xmit_errors"):
+    result["flows"] = int(data.get("flows", spec.get("flows", 1)))
+    for key in ("calls", "late_restarts", "wall_s", "cpu_s", "device_xdp_xmit", "device_xdp_xmit_errors",
+                "rx_queues", "steering", "steered_queues"):
         if key in data:
             result[key] = data[key]
     return result

@@ -50,6 +50,20 @@ description:
     interface and the reason."
   - A run is bounded by O(max_duration) (default 3600 s) and, when paced or measuring latency, by
     O(max_packets) frames.
+  - "Traffic distribution: O(flows) spreads the frames over that many UDP source ports (O(src_port) up).
+    A veth puts a redirected frame on the RX queue (sending CPU mod RX queues), whatever its flow; so when
+    the peer of O(interface) is a veth end with several RX queues (M(xdplab.offload.lab_wire) option C(queues)),
+    C(xl_loadgen) emulates RSS - flow f goes to RX queue f mod queues: frames whose queue the sending CPU
+    selects itself are redirected directly, the others through a cpumap to a CPU that selects their queue
+    (its C(cpumap/<cpu>/map) kernel thread passes them on, and that costs CPU time there). RV(steered_queues)
+    says which queues were fed from which CPU; queues no allowed CPU selects are left out."
+  - "Live progress (C(xl_loadgen)): about once a second the generator appends one JSON line
+    C({\"elapsed_s\": 3.0, \"duration_s\": 10.0, \"sent\": 24000000, \"pps\": 8000000.0}) to O(progress_file) -
+    seconds since its first frame, the requested duration, frames sent so far, and the rate over the last
+    interval. The file is removed when the traffic ends. The collection's C(xdplab.offload.lab) callback tails
+    these files on the controller and prints a live rate line during long windows."
+  - "RV(interface_stats): the counters of O(interface) over the run (a reading before and after, as
+    M(xdplab.offload.link_stats) returns them, subtracted), so that a playbook needs no separate calls around it."
 author:
   - xdplab.offload developers (!UNKNOWN)
 extends_documentation_fragment:
@@ -132,6 +146,20 @@ options:
       - Must be 1 with O(mode=latency).
     type: int
     default: 1
+  flows:
+    description:
+      - Number of flows - UDP source ports O(src_port), O(src_port)+1, ... - the frames are spread over, in turn.
+        V(1) sends one flow (every frame the same).
+      - On a veth whose peer has several RX queues, flow f goes to RX queue f mod queues (see the description).
+      - C(xl_loadgen) only.
+    type: int
+    default: 1
+  progress_file:
+    description:
+      - Where C(xl_loadgen) writes its live progress lines (see the description), a file directly in
+        C(/run/xdplab/progress/) (made if missing). Default C(/run/xdplab/progress/traffic-<interface>.jsonl).
+        V('') writes none. Not used with O(mode=latency) or C(moongen).
+    type: str
   cpu:
     description:
       - CPUs to pin the sending threads to, thread i on the i-th entry (a list, one number, or
@@ -340,6 +368,31 @@ device_xdp_xmit_errors:
   description: The driver's count of redirected frames it dropped (veth - the peer's ring was full).
   returned: when the driver reports it
   type: int
+flows:
+  description: The number of flows (UDP source ports) the frames were spread over.
+  returned: when traffic was sent
+  type: int
+rx_queues:
+  description: RX queues of the veth peer of O(interface) (0 when it is not a veth).
+  returned: when xl_loadgen reports it
+  type: int
+steering:
+  description: C(cpumap) when flows were steered over the peer's RX queues, C(none) when every frame was redirected directly.
+  returned: when xl_loadgen reports it
+  type: str
+steered_queues:
+  description: The peer's RX queues fed and the CPU each one's frames were sent from.
+  returned: when xl_loadgen reports it
+  type: list
+  elements: dict
+  sample: [{queue: 0, cpu: 0}, {queue: 1, cpu: 1}]
+interface_stats:
+  description:
+    - Counters of O(interface) over the run - C(stats) (IFLA_STATS64 deltas, e.g. C(tx_packets), C(tx_dropped)),
+      C(driver_stats) (C(ethtool -S) deltas, e.g. C(tx_queue_0_xdp_xmit), C(tx_queue_0_xdp_xmit_errors)) and C(mac).
+  returned: when xl_loadgen sent traffic
+  type: dict
+  sample: {stats: {tx_packets: 16000000, tx_dropped: 120000}, driver_stats: {tx_queue_0_xdp_xmit: 16000000}, mac: "02:00:c6:12:00:01"}
 command:
   description: The generator's argument list.
   returned: always
@@ -419,7 +472,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.xdplab.offload.plugins.module_utils import latency, loadgen
+from ansible_collections.xdplab.offload.plugins.module_utils import latency, linkstats, loadgen
 
 try:
     from ansible_collections.xdplab.offload.plugins.module_utils import xdp
@@ -453,6 +506,17 @@ def check_target(module, spec):
                          interface=spec["interface"], netns=spec["netns"])
     if refusal:
         module.fail_json(msg=refusal, interface=spec["interface"], netns=spec["netns"], option="interface")
+
+
+def read_interface(module, spec):
+    """The generator interface's counters (xl_loadgen), or None (MoonGen drives a DPDK port)."""
+    if spec["generator"] != "xl_loadgen":
+        return None
+    try:
+        return linkstats.read_link_stats(spec["interface"], spec["netns"], run_command=module.run_command)
+    except xdp.XdpError as exc:
+        module.fail_json(msg="%s; give the generator's interface" % exc.msg, interface=spec["interface"],
+                         netns=spec["netns"])
 
 
 def run_latency(module):
@@ -533,6 +597,8 @@ def main():
             histogram=dict(type="bool", default=True),
             xdp_mode=dict(type="str", default="driver", choices=list(latency.XDP_MODES)),
             queue=dict(type="int", default=0),
+            flows=dict(type="int", default=1),
+            progress_file=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -567,8 +633,10 @@ def main():
         module.fail_json(msg="xl-loadgen needs root (BPF and network namespaces); run the task with become: true",
                          command=argv)
 
-    # change: send
+    # change: send, with the interface's counters read around it
+    before = read_interface(module, spec)
     rc, out, err, timed_out = loadgen.run(argv, spec["duration"], grace=params["timeout"])
+    interface_stats = linkstats.delta(before, read_interface(module, spec)) if before else None
     try:
         data = loadgen.parse_output(spec["generator"], out)
     except loadgen.LoadgenError as exc:
@@ -579,6 +647,8 @@ def main():
                 os.path.basename(binary), params["timeout"])
         module.fail_json(msg=msg, rc=rc, stdout=out, stderr=err, command=argv)
     result = loadgen.summarize(spec, data)
+    if interface_stats is not None:
+        result["interface_stats"] = interface_stats
     if rc != 0:
         module.fail_json(msg="%s failed after sending %d frames: %s" % (
             os.path.basename(binary), result["packets_sent"], loadgen.error_line(err) or "exit code %d" % rc),

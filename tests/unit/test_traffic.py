@@ -264,16 +264,18 @@ def test_ssh_connection_comes_from_the_nearest_ancestor_when_become_dropped_it(t
 def test_xl_loadgen_argument_list_for_defaults():
     assert loadgen.build_argv(spec()) == [
         BIN, "--interface", "xl-lg0", "--netns", "xl-lg", "--size", "60", "--duration", "10",
-        "--rate", "0", "--threads", "1"]
+        "--rate", "0", "--threads", "1", "--progress-file", "/run/xdplab/progress/traffic-xl-lg0.jsonl"]
 
 
 def test_xl_loadgen_argument_list_with_everything():
     argv = loadgen.build_argv(spec(rate=1500000.5, size=128, duration=2.5, threads=2, cpu="0,1",
                                    src_mac="02:00:C6:12:00:0A", dst_mac="02:00:c6:12:00:0b",
                                    src_ip="198.18.1.1", dst_ip="198.19.0.1", src_port=1000, dst_port=2000,
-                                   frame="dns_query", qname="www.example"), binary="/tmp/lg")
+                                   frame="dns_query", qname="www.example", flows=64,
+                                   progress_file="/run/xdplab/progress/mine.jsonl"), binary="/tmp/lg")
     assert argv == ["/tmp/lg", "--interface", "xl-lg0", "--netns", "xl-lg", "--size", "128",
                     "--duration", "2.5", "--rate", "1500000.500", "--threads", "2", "--cpu", "0,1",
+                    "--flows", "64", "--progress-file", "/run/xdplab/progress/mine.jsonl",
                     "--src-mac", "02:00:c6:12:00:0a", "--dst-mac", "02:00:c6:12:00:0b",
                     "--src-ip", "198.18.1.1", "--dst-ip", "198.19.0.1", "--src-port", "1000",
                     "--dst-port", "2000", "--dns", "--qname", "www.example"]
@@ -636,3 +638,79 @@ def test_interface_refusal_checks_the_route_to_the_ssh_client_only_in_the_module
 def test_interface_refusal_refuses_everything_behind_an_unresolved_nexthop_object():
     ipr = _fake_ipr(routes6=[_Msg({"dst_len": 0, "type": 1, "table": 254}, {"RTA_NH_ID": 7})])
     assert "nexthop object 7" in loadgen.interface_refusal(ipr, "xl-lg0")
+
+
+# ---------------------------------------------------------------- flows and progress
+
+def test_flows_default_to_one_and_leave_the_argument_list_as_before():
+    s = spec(progress_file="")
+    assert s["flows"] == 1 and s["progress_file"] is None
+    assert "--flows" not in loadgen.build_argv(s) and "--progress-file" not in loadgen.build_argv(s)
+
+
+@pytest.mark.parametrize("flows, src_port, text", [
+    (0, None, "flows 0 is out of range"),
+    (65537, None, "flows 65537 is out of range"),
+    ("many", None, "flows 'many' is not a number"),
+    (65530, 9, "flows 65530 from source port 9 would go past port 65535"),
+    (2, 65535, "flows 2 from source port 65535 would go past port 65535"),
+])
+def test_flows_are_refused_outside_the_port_range(flows, src_port, text):
+    with pytest.raises(loadgen.LoadgenError) as err:
+        spec(flows=flows, src_port=src_port)
+    assert err.value.msg.startswith(text), err.value.msg
+    assert err.value.details["option"] == "flows"
+
+
+def test_flows_fill_the_ports_up_to_65535_exactly():
+    assert spec(flows=65527)["flows"] == 65527
+    assert spec(flows=25536, frame="dns_query")["flows"] == 25536   # 40000 .. 65535
+
+
+def test_moongen_refuses_flows():
+    with pytest.raises(loadgen.LoadgenError) as err:
+        loadgen.normalize({"generator": "moongen", "interface": "0", "flows": 4})
+    assert "flows is not supported with generator moongen" in err.value.msg
+
+
+def test_progress_file_defaults_to_one_per_interface_under_run_xdplab():
+    assert spec()["progress_file"] == "/run/xdplab/progress/traffic-xl-lg0.jsonl"
+    assert loadgen.planned(spec())["progress_file"] == "/run/xdplab/progress/traffic-xl-lg0.jsonl"
+    assert loadgen.normalize({"generator": "moongen", "interface": "0"})["progress_file"] is None
+
+
+@pytest.mark.parametrize("path", [
+    "/tmp/progress.jsonl", "/run/xdplab/progress", "/run/xdplab/progress/", "/run/xdplab/progress/../lab.lock",
+    "/run/xdplab/progress/sub/x.jsonl", "relative.jsonl", "/run/xdplab/progress/.hidden",
+])
+def test_progress_file_must_be_a_file_directly_in_the_progress_directory(path):
+    with pytest.raises(loadgen.LoadgenError) as err:
+        spec(progress_file=path)
+    assert err.value.details["option"] == "progress_file"
+
+
+def test_run_makes_the_progress_directory_and_removes_the_file_even_when_the_generator_fails(tmp_path, monkeypatch):
+    root = tmp_path / "progress"
+    target = root / "traffic-x.jsonl"
+    seen = {}
+
+    class Proc(object):
+        returncode = 1
+
+        def __init__(self, argv, **kwargs):
+            seen["dir_existed"] = root.is_dir()
+            target.write_text('{"elapsed_s": 1.0}\n')
+
+        def communicate(self, timeout=None):
+            return "", "xl-loadgen: error: boom\n"
+
+    rc, out, err, timed_out = loadgen.run(["lg", "--progress-file", str(target)], 1.0, popen=Proc)
+    assert rc == 1 and seen["dir_existed"] and not target.exists()
+
+
+def test_summary_carries_flows_and_the_steering_the_generator_reports():
+    data = {"packets_sent": 10, "duration_s": 1.0, "rate_pps": 10.0, "flows": 64, "rx_queues": 2,
+            "steering": "cpumap", "steered_queues": [{"queue": 0, "cpu": 0}, {"queue": 1, "cpu": 1}]}
+    result = loadgen.summarize(spec(flows=64), data)
+    assert result["flows"] == 64 and result["rx_queues"] == 2 and result["steering"] == "cpumap"
+    assert result["steered_queues"][1] == {"queue": 1, "cpu": 1}
