@@ -163,9 +163,20 @@ def _percent(fraction):
     return "%.1f %%" % (100.0 * fraction)
 
 
-def _present(record, key):
+def _value(record, key):
+    """The number under ``key`` (numbers written as text too), or None."""
     value = record.get(key)
-    return value is not None and not isinstance(value, bool) and isinstance(value, (int, float))
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if value != value else value  # NaN
+
+
+def _present(record, key):
+    return _value(record, key) is not None
 
 
 def cell_name(record):
@@ -178,8 +189,8 @@ def cell_name(record):
     if record.get("n") not in (None, "", 0):
         parts.append("N=%s" % record["n"])
     parts.append(str(record.get("location") or "?"))
-    if _present(record, "rtt_us_p50") and _present(record, "rate") and record["rate"] > 0:
-        parts.append(rate(record["rate"]))
+    if _present(record, "rtt_us_p50") and (_value(record, "rate") or 0) > 0:
+        parts.append(rate(_value(record, "rate")))
     if record.get("repetition") is not None:
         parts.append("rep %s" % record["repetition"])
     return " ".join(parts)
@@ -205,23 +216,24 @@ def record_summary(record):
         return "%s: %s" % (status, _reason(record.get("reason")))
     parts = []
     if _present(record, "rtt_us_p50"):
-        text = "rtt p50 %s" % rtt(record["rtt_us_p50"])
+        text = "rtt p50 %s" % rtt(_value(record, "rtt_us_p50"))
         if _present(record, "rtt_us_p99"):
-            text += " / p99 %s" % rtt(record["rtt_us_p99"])
+            text += " / p99 %s" % rtt(_value(record, "rtt_us_p99"))
         parts.append(text)
         if _present(record, "loss"):
-            parts.append("loss %s" % _percent(record["loss"]))
+            parts.append("loss %s" % _percent(_value(record, "loss")))
     else:
         if _present(record, "zero_loss_pps"):
-            parts.append("zero-loss %s" % rate(record["zero_loss_pps"]))
+            parts.append("zero-loss %s" % rate(_value(record, "zero_loss_pps")))
         if _present(record, "processed_pps"):
-            parts.append("%s processed" % rate(record["processed_pps"]))
-        if _present(record, "sent_packets") and _present(record, "lost_packets") and record["sent_packets"] > 0:
-            parts.append("loss %s" % _percent(float(record["lost_packets"]) / record["sent_packets"]))
+            parts.append("%s processed" % rate(_value(record, "processed_pps")))
+        sent, lost = _value(record, "sent_packets"), _value(record, "lost_packets")
+        if sent and lost is not None:
+            parts.append("loss %s" % _percent(lost / sent))
     if _present(record, "cpu_host_share"):
-        text = "host %.0f %%" % record["cpu_host_share"]
+        text = "host %.0f %%" % _value(record, "cpu_host_share")
         if _present(record, "cpu_vm_share"):
-            text += " / VM %.0f %%" % record["cpu_vm_share"]
+            text += " / VM %.0f %%" % _value(record, "cpu_vm_share")
         parts.append(text)
     return ", ".join(parts) or "ok"
 

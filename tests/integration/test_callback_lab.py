@@ -125,3 +125,45 @@ def test_the_default_callback_is_one_variable_away(results_dir):
                           timeout=600, check=False, env=env)
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert cell_lines(proc.stdout) == [] and "xl-cb-ok-noise" in proc.stdout and "resume: " not in proc.stdout
+
+
+USER_PLAYBOOK = """---
+- name: A user's play
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Noise
+      ansible.builtin.debug:
+        msg: xl-cb-user-noise
+    - name: A cell
+      ansible.builtin.debug:
+        var: xdplab_cell
+      vars:
+        xdplab_cell: {index: 1, total: 1, run_id: xl-cb-user, started: null, resumed: 0,
+                      record: {experiment: drop, location: driver, repetition: 1, status: ok, processed_pps: 7.2e6}}
+"""
+
+
+def test_an_installed_copy_gives_the_callback_through_the_environment(tmp_path):
+    """ansible.cfg is not in the tarball: ANSIBLE_STDOUT_CALLBACK selects the callback, as README.md says."""
+    from lib.gates import run as run_tool, tool, tool_env
+
+    build, collections, workdir = tmp_path / "build", tmp_path / "collections", tmp_path / "my-lab"
+    for path in (build, collections, workdir):
+        path.mkdir()
+    built = run_tool([tool("ansible-galaxy"), "collection", "build", "--output-path", str(build), ROOT],
+                     "callback-galaxy-build", cwd=str(build), timeout=300)
+    assert built.returncode == 0, built.tail()
+    tarball = [str(p) for p in build.iterdir() if p.name.endswith(".tar.gz")]
+    installed = run_tool([tool("ansible-galaxy"), "collection", "install", "--offline", "-p", str(collections)] + tarball,
+                         "callback-galaxy-install", cwd=str(collections), timeout=300)
+    assert installed.returncode == 0, installed.tail()
+    (workdir / "site.yml").write_text(USER_PLAYBOOK)
+    env = tool_env(ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_STDOUT_CALLBACK="xdplab.offload.lab")
+    proc = subprocess.run([tool("ansible-playbook"), "-i", "localhost,", "site.yml"], cwd=str(workdir), env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "cell 1/1 drop driver rep 1: 7.2 Mpps processed" in proc.stdout.splitlines(), proc.stdout
+    assert "xl-cb-user-noise" not in proc.stdout
+    assert "resume: ansible-playbook site.yml -i localhost, -e run_id=xl-cb-user" in proc.stdout.splitlines()

@@ -127,3 +127,8 @@ def test_remaining_is_shared_with_the_progress_filter():
     assert pg.remaining_s([10.0] * 4, 2, 0, 30.0) == (2 * 10.0 + 2 * 5.0, False)
     assert pg.remaining_s([10.0] * 4, 0, 0, None) == (40.0, True)
     assert pg.progress_line(10, 6, started=0, now=50) == "cell 6 of 10: elapsed 0:00:50, remaining ~0:00:50"
+
+
+def test_numbers_written_as_text_are_read_and_nan_is_not_a_number():
+    record = dict(VM_DROP, processed_pps="7.2e6", cpu_host_share=float("nan"), cpu_vm_share="x")
+    assert pg.record_summary(record) == "7.2 Mpps processed, loss 0.1 %"
