@@ -134,6 +134,8 @@ import math
 import os
 import tempfile
 
+from ansible_collections.xdplab.offload.plugins.module_utils import record
+
 try:
     import pandas as pd
     HAS_PANDAS = True
@@ -143,15 +145,15 @@ except ImportError as _exc:  # pragma: no cover - exercised on hosts without pan
     HAS_PANDAS = False
     PANDAS_IMPORT_ERROR = _exc
 
-SUPPORTED_SCHEMAS = (1,)
+SUPPORTED_SCHEMAS = record.SUPPORTED_SCHEMAS
 GROUP_KEYS = ("experiment", "program", "n", "location", "size", "rate")
 # Group keys that are numbers (or null); the others are strings.
 NUMERIC_KEYS = ("n", "size", "rate", "duration_s", "repetition")
-STATUSES = ("ok", "unsupported", "failed")
+STATUSES = record.STATUSES
 # Worse statuses win when a group mixes them.
 STATUS_RANK = {"ok": 0, "unsupported": 1, "failed": 2}
 # Numeric record fields that describe the cell instead of measuring it.
-PARAMETER_FIELDS = frozenset(("schema", "n", "size", "rate", "repetition", "duration_s"))
+PARAMETER_FIELDS = record.PARAMETER_FIELDS
 # Descriptive string fields carried into the summary (distinct values joined by "|").
 CARRIED_FIELDS = ("mode", "loader")
 # Column order of the well-known quantities; others follow alphabetically.
@@ -227,26 +229,8 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def validate_record(record):
-    """Return None when ``record`` is a usable record, else the reason it is not."""
-    if not isinstance(record, dict):
-        return "not a JSON object"
-    if record.get("schema") not in SUPPORTED_SCHEMAS:
-        return "unsupported schema %r (supported: %s)" % (
-            record.get("schema"), ", ".join(str(s) for s in SUPPORTED_SCHEMAS))
-    for key in ("cell_id", "experiment", "program", "location", "status"):
-        if not isinstance(record.get(key), str) or not record.get(key):
-            return "field %r missing or not a non-empty string" % key
-    if record["status"] not in STATUSES:
-        return "status %r is not one of %s" % (record["status"], ", ".join(STATUSES))
-    for key in ("size", "rate"):
-        if key not in record:
-            return "field %r missing" % key
-    for key in ("n", "size", "rate", "repetition"):
-        value = record.get(key)
-        if value is not None and not _is_number(value):
-            return "field %r is %r, expected a number or null" % (key, value)
-    return None
+# The record's format and its checks live in record.py (one place); loading uses the same check.
+validate_record = record.validate
 
 
 def load_records(records_dir):

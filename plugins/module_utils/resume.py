@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Resume: does a cell with this (possibly missing or broken) record run again?
 
-A cell is skipped only when its record is a valid record (results.validate_record)
+A cell is skipped only when its record is a valid record (record.validate)
 of the same cell; a record that is missing, empty, unreadable, not JSON, not valid
 or of another cell is re-run (and rewritten), and so is a ``failed`` one when the
 run retries failed cells. Pure function: unit-tested without Ansible.
@@ -14,7 +14,7 @@ import base64
 import binascii
 import json
 
-from ansible_collections.xdplab.offload.plugins.module_utils.results import validate_record
+from ansible_collections.xdplab.offload.plugins.module_utils.record import validate as validate_record
 
 
 def verdict(content, cell_id, retry_failed=False, exists=True, encoding=None):

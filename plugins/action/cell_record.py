@@ -1,0 +1,133 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin of xdplab.offload.cell_record: a cell's record, on the controller, without a module start."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+import json
+import os
+import tempfile
+import time
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.xdplab.offload.plugins.module_utils import record as records
+from ansible_collections.xdplab.offload.plugins.module_utils import resume, safety
+
+ARGUMENT_SPEC = dict(
+    state=dict(type="str", choices=["checked", "written"], default="written"),
+    records_dir=dict(type="path", required=True),
+    cell=dict(type="dict", required=True),
+    retry_failed=dict(type="bool", default=False),
+    run=dict(type="dict", default={}),
+    location=dict(type="dict", default={}),
+    armed=dict(type="dict", default={}),
+    window=dict(type="dict", default={}),
+    collected=dict(type="dict", default={}),
+    error=dict(type="str"),
+    teardown_error=dict(type="str"),
+    started=dict(type="float"),
+    generator_local=dict(type="bool", default=True),
+    progress=dict(type="dict", default={}),
+)
+# Left out of the record the callback gets (the file has them): long lists and per-interface detail.
+BULKY = ("rtt_us_samples", "rtt_us_hist", "interfaces", "per_cpu", "invalid_reasons", "probe_invalid_reasons")
+
+
+def record_path(records_dir, run_id, cell_id):
+    """<records_dir>/<cell_id>.json, with both names checked: they become path parts written as root."""
+    safety.run_id(run_id, "run.run_id")
+    safety.name(cell_id, "cell.id", "cell id")
+    base = os.path.realpath(os.path.abspath(records_dir))
+    if os.path.basename(base) != "records" or os.path.basename(os.path.dirname(base)) != run_id:
+        raise safety.UnsafeInput("records_dir must be <results>/<run_id>/records for run %s, got %s"
+                                 % (run_id, records_dir), "records_dir")
+    return base, safety.strictly_under(os.path.join(base, cell_id + ".json"), base, "cell.id")
+
+
+def write_atomically(directory, path, data):
+    """Write to a temporary file beside it and rename it into place: a reader never sees half a record."""
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _iso(ts):
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat()
+
+
+def _facts(task_vars):
+    facts = task_vars.get("ansible_facts") or {}
+    processor = facts.get("processor") or []
+    return {"kernel": facts.get("kernel"), "cpu_model": processor[2] if len(processor) > 2 else None,
+            "hostname": facts.get("hostname") or task_vars.get("inventory_hostname")}
+
+
+def progress_payload(progress, run_id, rec, kept):
+    payload = dict(progress or {}, run_id=run_id, kept=kept)
+    payload["record"] = {k: v for k, v in (rec or {}).items() if k not in BULKY}
+    return payload
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super(ActionModule, self).run(tmp, task_vars)
+        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        run, cell = args["run"], args["cell"]
+        try:
+            directory, path = record_path(args["records_dir"], run.get("run_id"), cell.get("id"))
+        except safety.UnsafeInput as exc:
+            raise AnsibleActionFail(exc.msg)
+        result.update(changed=False, path=path)
+        if args["state"] == "checked":
+            return self._checked(result, path, args)
+        finished = time.time()
+        started = args["started"] or finished
+        rec = records.build(cell, run, args["location"], args["armed"], args["window"], args["collected"],
+                            error=args["error"], teardown_error=args["teardown_error"],
+                            started_at=_iso(started), finished_at=_iso(finished),
+                            wall_s=round(finished - started, 3), facts=_facts(task_vars),
+                            generator_local=args["generator_local"])
+        problem = records.validate(rec)
+        if problem:
+            raise AnsibleActionFail("the record of cell %s is not valid: %s" % (cell.get("id"), problem))
+        result.update(changed=True, status=rec["status"], reason=rec["reason"],
+                      xdplab_cell=progress_payload(args["progress"], run.get("run_id"), rec, False))
+        if not self._task.check_mode:
+            try:
+                write_atomically(directory, path, json.dumps(rec, indent=4, sort_keys=True) + "\n")
+            except OSError as exc:
+                raise AnsibleActionFail("cannot write the record %s: %s" % (path, exc))
+        return result
+
+    @staticmethod
+    def _checked(result, path, args):
+        content, exists = None, os.path.exists(path)
+        if exists:
+            try:
+                with open(path, "rb") as handle:
+                    content = handle.read()
+            except OSError:
+                content = None
+        verdict = resume.verdict(content, args["cell"]["id"], retry_failed=args["retry_failed"], exists=exists)
+        result.update(run=verdict["run"], reason=verdict["reason"], recorded_status=verdict["status"])
+        if not verdict["run"]:
+            kept = json.loads(content)
+            result["xdplab_cell"] = progress_payload(args["progress"], args["run"].get("run_id"), kept, True)
+        return result
