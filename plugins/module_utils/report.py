@@ -17,6 +17,8 @@ experiment its figure and a table (median and 95 % interval per group), lists
 every ``unsupported`` and ``failed`` cell with its reason and every record
 file that could not be read, and, with ``compare_to``, compares the run with a
 reference run (ratio of medians, whether the difference exceeds the spread).
+Its ``Findings`` section judges each conclusion of the paper on the run's
+numbers (:mod:`findings`).
 
 Nothing in the page depends on the time it is generated: a re-run over the
 same records produces the same bytes, and files are only replaced when their
@@ -27,11 +29,11 @@ __metaclass__ = type
 
 import base64
 import html
-import math
 import os
 
 from ansible_collections.xdplab.offload.plugins.module_utils import results as res
 from ansible_collections.xdplab.offload.plugins.module_utils import figures as fg
+from ansible_collections.xdplab.offload.plugins.module_utils import findings as fd
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -88,6 +90,7 @@ STYLE = (
     "figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}"
     "figcaption{font-size:0.85em;color:#444;white-space:pre-wrap}"
     ".unsupported{color:#8a6d00}.failed{color:#b00020}.note{color:#555;font-size:0.9em}"
+    ".reproduced{color:#1a7f37}.not-reproduced{color:#b00020}.not-measurable-here{color:#8a6d00}"
     "code{background:#f5f5f5;padding:0 0.2em}"
 )
 
@@ -100,17 +103,7 @@ class ReportError(Exception):
 # Value formatting
 # ---------------------------------------------------------------------------
 
-def sig(value, digits=3):
-    """``value`` with ``digits`` significant digits and no exponent; ``-`` for None/NaN."""
-    if value is None or (isinstance(value, float) and (math.isnan(value) or math.isinf(value))):
-        return "-"
-    value = float(value)
-    if value == 0:
-        return "0"
-    if abs(value) < 1e-3 or abs(value) >= 1e15:
-        return "%.*g" % (digits, value)
-    decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(value)))))
-    return "%.*f" % (decimals, value)
+sig = fd.sig
 
 
 def quantity_heading(quantity):
@@ -349,6 +342,39 @@ def comparison_blocks(rows, ref_rows, quantities, ref_quantities, ref_id, group_
                     "quantities": len(table_rows)}
 
 
+def verdict_text(finding):
+    """``reproduced (firm)``, ``not reproduced (tentative)``, ``not measurable here``."""
+    if finding["strength"]:
+        return "%s (%s)" % (finding["verdict"], finding["strength"])
+    return finding["verdict"]
+
+
+def findings_blocks(findings):
+    """The ``Findings`` section: a verdict table, then per finding its statement, numbers and test."""
+    blocks = [("h2", "Findings"),
+              ("p", "Each conclusion of the paper's slides, judged on this run's numbers: `reproduced`, "
+                    "`not reproduced` or `not measurable here` (with the reason). A verdict is firm when every "
+                    "comparison that decided it had at least two ok repetitions per side (interquartile ranges "
+                    "compared), tentative when a side had a single repetition (single values compared)."),
+              ("table", Table(["#", "finding", "slide", "verdict"],
+                              [[str(i), f["statement"].split(": ", 1)[0], f["slide"], verdict_text(f)]
+                               for i, f in enumerate(findings, 1)],
+                              numeric=(0,), row_classes=[f["verdict"].replace(" ", "-") for f in findings]))]
+    for i, finding in enumerate(findings, 1):
+        blocks.append(("h3", "%d. %s" % (i, finding["statement"].split(": ", 1)[0])))
+        blocks.append(("p", finding["statement"]))
+        verdict = "Verdict: %s" % verdict_text(finding)
+        if finding["reason"]:
+            verdict += ". Why: %s" % finding["reason"]
+        blocks.append(("p", verdict + "."))
+        if finding["numbers"]:
+            blocks.append(("list", finding["numbers"]))
+        if finding["not_judged"] and finding["verdict"] != fd.NOT_MEASURABLE:
+            blocks.append(("note", "Not judged (left out of the verdict): %s." % "; ".join(finding["not_judged"])))
+        blocks.append(("note", "Test: %s" % finding["test"]))
+    return blocks
+
+
 # ---------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------
@@ -371,7 +397,8 @@ def build_report(path, compare_to=None, formats=fg.FORMATS, write=True, group_by
     (absolute paths), ``figures`` (name, panels with series labels, notes),
     ``markdown`` (the new Markdown text), ``before_markdown``, ``records``,
     ``groups``, ``unsupported_cells``/``failed_cells``, ``skipped``,
-    ``comparison`` (counts, or None) and ``warnings``.
+    ``comparison`` (counts, or None), ``findings`` (id, verdict, strength and
+    reason of each of the paper's findings) and ``warnings``.
     """
     for fmt in formats:
         if fmt not in fg.FORMATS:
@@ -415,6 +442,8 @@ def build_report(path, compare_to=None, formats=fg.FORMATS, write=True, group_by
         r["program"], (r.get("provenance") or {}).get("program_hash"))) for r in records)
     if programs:
         blocks.append(("note", "Program hashes: " + ", ".join(sorted(programs)) + "."))
+    findings = fd.judge_all(rows)
+    blocks += findings_blocks(findings)
 
     headings = dict(EXPERIMENTS)
     for experiment in _experiment_order(records):
@@ -498,5 +527,6 @@ def build_report(path, compare_to=None, formats=fg.FORMATS, write=True, group_by
         "failed_cells": res.cell_list(records, "failed"),
         "skipped": run["skipped"],
         "comparison": comparison,
+        "findings": [dict((k, f[k]) for k in ("id", "verdict", "strength", "reason")) for f in findings],
         "warnings": run["warnings"],
     }

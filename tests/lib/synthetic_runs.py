@@ -45,6 +45,13 @@ def _add(out, experiment, program, n, location, reps, size=64, rate=0, status="o
         out.append(rec)
 
 
+def cells(experiment, location, reps=3, program="drop", n=None, **fields):
+    """The records of one cell group, one per repetition (keywords as for ``_add``: a list per repetition or a scalar)."""
+    out = []
+    _add(out, experiment, program, n, location, reps, **fields)
+    return out
+
+
 def synthetic_records():
     rng = random.Random(20190624)
     out = []

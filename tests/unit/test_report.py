@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("pandas")
 pytest.importorskip("matplotlib")
 
+from ansible_collections.xdplab.offload.plugins.module_utils import findings as fd  # noqa: E402
 from ansible_collections.xdplab.offload.plugins.module_utils import progress as pg  # noqa: E402
 from ansible_collections.xdplab.offload.plugins.module_utils import report as rp  # noqa: E402
 from ansible_collections.xdplab.offload.plugins.module_utils import results as res  # noqa: E402
@@ -101,6 +102,31 @@ def test_report_tables_hold_median_and_interval(built):
     assert "| checksum | 100 | vm_afxdp | 64 | max | ok | 3/3 | 95.0 [" in md
 
 
+def test_findings_section_judges_every_finding_of_the_paper(built):
+    md, page = built["md"], built["html"]
+    section = md.split("\n## Findings\n", 1)[1].split("\n## ", 1)[0]
+    assert md.index("\n## Findings\n") < md.index("\n## Throughput baseline: drop all")
+    findings = built["out"]["findings"]
+    assert [f["id"] for f in findings] == [f.id for f in fd.FINDINGS]
+    for i, (finding, judged) in enumerate(zip(fd.FINDINGS, findings), 1):
+        title = finding.statement.split(": ", 1)[0]
+        verdict = judged["verdict"] + (" (%s)" % judged["strength"] if judged["strength"] else "")
+        assert "| %d | %s | %s | %s |" % (i, title, finding.slide, verdict) in section
+        assert "\n### %d. %s\n" % (i, title) in section
+        assert "\n%s\n" % finding.statement in section
+        assert "\nVerdict: %s" % verdict in section
+        assert "_Test: %s_" % finding.test in section
+        assert ">%d. %s</h3>" % (i, title) in page
+    assert [f["verdict"] for f in findings].count(fd.NOT_MEASURABLE) == 3
+    assert "Verdict: not measurable here. Why: `complexity` at `offload`: unsupported " \
+           "(xdp_program: no offload-capable NIC on xl-dut0 (veth))." in section
+    assert "* drop drop, 64 B, max rate: driver 12.0 Mpps (IQR 11.5-12.5, 3 reps) vs afxdp 4.20 Mpps " \
+           "(IQR 4.10-4.30, 3 reps): driver higher, IQRs apart (x2.86)" in section
+    assert "_Not judged (left out of the verdict): `drop` at `offload`: unsupported" in section
+    assert '<tr class="reproduced">' in page and '<tr class="not-measurable-here">' in page
+    assert '<tr class="not-reproduced">' in page
+
+
 def test_markdown_links_figures_and_captions_carry_provenance(built):
     md = built["md"]
     for name in rp.FIGURE_NAMES:
@@ -137,7 +163,8 @@ def test_stale_figures_are_removed_and_only_present_experiments_drawn(results_di
     second = rp.build_report(run, formats=["png"])
     assert sorted(second["removed"]) == ["figures/vm_cpu_share.png", "figures/vm_drop_throughput.png"]
     assert os.listdir(os.path.join(run, "figures")) == ["drop_throughput.png"]
-    assert "vm_drop" not in second["markdown"]
+    assert "(`vm_drop`)" not in second["markdown"] and "| vm_drop |" not in second["markdown"]
+    assert "Why: the `vm_drop` experiment was not in this run's matrix." in second["markdown"]
 
 
 def test_unknown_experiments_are_tabled_not_drawn_and_bad_files_listed(results_dir):
