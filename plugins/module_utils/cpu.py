@@ -19,6 +19,11 @@ Sources and their precision:
   ``system_time`` in ns.
 * ``bpf_prog_info``: ``run_time_ns`` / ``run_cnt`` of a program, growing while
   ``kernel.bpf_stats_enabled`` is 1.
+* Xen (a ``xen://`` URI, sampled in dom0): libvirt's libxl driver gives the CPU
+  time Xen counts for each domain's vCPUs (``info()``), Domain-0's included; the
+  host share is then Domain-0's time (the backends, Open vSwitch, the host-side
+  XDP) and the VM share the domUs' time. Xen's own time (the hypervisor's
+  scheduling and event channels) is not exposed by libxl: the result says so.
 
 Every function reading the kernel takes ``proc_root`` (default ``/proc``) so
 the logic runs on fixture trees without root.
@@ -411,6 +416,44 @@ def domain_usage(before, after, window_ns):
     return out, warnings
 
 
+# ------------------------------------------------------------ Xen
+
+XEN_DOM0 = "Domain-0"
+
+
+def is_xen_uri(uri):
+    """True for libvirt URIs of Xen's libxl driver (xen:///system, xen+ssh://...)."""
+    return bool(re.match(r"^xen(\+[a-z0-9]+)?://", uri or ""))
+
+
+def snapshot_xen(conn, uri=""):
+    """Domain-0's CPU time (ns, all its vCPUs as Xen counts them) and the physical CPUs, through libxl."""
+    error = _libvirt_error()
+    try:
+        dom0 = conn.lookupByID(0)
+        info = dom0.info()
+        node = conn.getInfo()
+    except error as exc:
+        raise CpuError("cannot read %s at %s: sample in dom0 with libvirtd's libxl driver running" % (XEN_DOM0, uri),
+                       uri=uri, libvirt_error=str(exc))
+    return {"dom0_uuid": dom0.UUIDString(), "dom0_cpu_time": int(info[4]), "dom0_vcpus": int(info[3]),
+            "pcpus": int(node[2])}
+
+
+def xen_usage(before, after, window_ns, vm_share_pct):
+    """Xen's split of the window: Domain-0 (the host share), the domUs (the VM share), the physical CPUs."""
+    delta = after["dom0_cpu_time"] - before["dom0_cpu_time"]
+    dom0_pct = _pct(delta, window_ns) if delta >= 0 else None
+    return {
+        "pcpus": after["pcpus"],
+        "dom0_vcpus": after["dom0_vcpus"],
+        "dom0_pct": dom0_pct,
+        "domu_pct": vm_share_pct,
+        "hypervisor_pct": None,
+        "hypervisor_note": "Xen's own CPU time is not exposed by libxl; the host share is Domain-0's CPU time",
+    }
+
+
 # ------------------------------------------------------------ BPF programs
 
 def bpf_stats_path(proc_root="/proc"):
@@ -523,6 +566,8 @@ def take_snapshot(selection, proc_root="/proc", conn=None, program_reader=read_p
     snap["processes"] = snapshot_processes(selection["processes"], proc_root, exclude, require)
     snap["programs"] = snapshot_programs(selection["programs"], program_reader) if selection["programs"] else {}
     snap["domains"] = snapshot_domains(conn, selection["domains"], selection["uri"]) if selection["domains"] else {}
+    if conn is not None and is_xen_uri(selection["uri"]):
+        snap["xen"] = snapshot_xen(conn, selection["uri"])
     return snap
 
 
@@ -584,6 +629,13 @@ def compute_usage(before, after, selection, packets=None):
         result["vm_share_pct"] = round(sum(known), 3) if len(known) == len(domains) else None
         result["host_share_pct"] = (round(max(0.0, busy_pct - result["vm_share_pct"]), 3)
                                     if result["vm_share_pct"] is not None else None)
+    if before.get("xen") and after.get("xen"):
+        # In dom0, /proc/stat sees dom0's vCPUs only: Xen's accounting gives the shares.
+        result["xen"] = xen_usage(before["xen"], after["xen"], window_ns, result.get("vm_share_pct"))
+        result["host_share_pct"] = result["xen"]["dom0_pct"]
+        if before["xen"]["dom0_uuid"] != after["xen"]["dom0_uuid"]:
+            warnings.append("%s changed during the window; its CPU time is unknown" % XEN_DOM0)
+            result["xen"]["dom0_pct"] = result["host_share_pct"] = None
     for name, proc in result["processes"].items():
         if proc["exited_threads"]:
             warnings.append("%d thread(s) of %s exited during the window; their last run time is not counted"

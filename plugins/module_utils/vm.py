@@ -23,6 +23,7 @@ __metaclass__ = type
 import hashlib
 import os
 import re
+import stat
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -277,6 +278,12 @@ def build_want(params):
         else:
             target, bus = "vda", "virtio"
         disks.append({"source": disk, "format": fmt, "target": target, "bus": bus})
+        if hypervisor == "xen" and disk.startswith("/dev/"):
+            # A block device goes to the guest through dom0's blkback (libxl's phy backend):
+            # no device model in dom0. libxl would pick qdisk (QEMU) for driver name qemu.
+            if fmt != "raw":
+                raise VmError("disk %s is a block device: its format is raw, not %s" % (disk, fmt))
+            disks[-1].update({"device_type": "block", "driver": "phy"})
     if hypervisor == "xen" and virt_type == "pv" and disk and not kernel:
         raise VmError("a Xen PV guest boots a kernel: give kernel (and initrd), or use virt_type hvm to boot the disk")
 
@@ -381,9 +388,15 @@ DOMAIN_TEMPLATE = r"""<domain type='{{ d.domain_type }}'>
   <on_crash>{{ d.on_crash }}</on_crash>
   <devices>
 {% for disk in d.disks %}
+{% if disk.device_type | default('file') == 'block' %}
+    <disk type='block' device='disk'>
+      <driver name='{{ disk.driver }}' type='{{ disk.format }}'/>
+      <source dev='{{ disk.source }}'/>
+{% else %}
     <disk type='file' device='disk'>
       <driver name='qemu' type='{{ disk.format }}'/>
       <source file='{{ disk.source }}'/>
+{% endif %}
       <target dev='{{ disk.target }}' bus='{{ disk.bus }}'/>
     </disk>
 {% endfor %}
@@ -487,6 +500,8 @@ def parse(xml):
             "target": target.get("dev") if target is not None else None,
             "bus": target.get("bus") if target is not None else None,
         })
+        if disk.get("type") == "block":
+            disks[-1].update({"device_type": "block", "driver": driver.get("name") if driver is not None else None})
     interfaces = []
     for nic in root.findall("devices/interface"):
         vport = nic.find("virtualport")
@@ -583,7 +598,10 @@ def check_local_files(want):
             raise VmError("%s %s does not exist on this host: build the guest image first "
                           "(role xdplab.offload.guest_image) or fix the path" % (key, want[key]), path=want[key])
     for disk in want["disks"]:
-        if not os.path.isfile(disk["source"]):
+        if disk.get("device_type") == "block":
+            if not (os.path.exists(disk["source"]) and stat.S_ISBLK(os.stat(disk["source"]).st_mode)):
+                raise VmError("disk %s is not a block device on this host" % disk["source"], path=disk["source"])
+        elif not os.path.isfile(disk["source"]):
             raise VmError("disk image %s does not exist on this host" % disk["source"], path=disk["source"])
 
 

@@ -106,7 +106,10 @@ options:
     elements: str
     default: []
   uri:
-    description: libvirt connection URI for O(domains) (opened read-only).
+    description:
+      - libvirt connection URI for O(domains) (opened read-only).
+      - With a Xen URI (C(xen:///system)), run the module in dom0 (C(delegate_to)); the host share is then
+        Domain-0's CPU time as Xen counts it, the VM share the domUs' vCPU time, and RV(xen) has the split.
     type: str
     default: qemu:///system
   bpf_stats:
@@ -275,7 +278,7 @@ vm_share_pct:
   returned: when domains are given, with action sample and stop
   type: float
 host_share_pct:
-  description: RV(busy_pct) minus RV(vm_share_pct), not below 0 (see the notes).
+  description: RV(busy_pct) minus RV(vm_share_pct), not below 0 (see the notes); with a Xen URI, Domain-0's CPU time.
   returned: when domains are given, with action sample and stop
   type: float
 bpf_programs:
@@ -298,6 +301,15 @@ bpf_stats_enabled_before:
   returned: when bpf_stats is true
   type: int
   sample: 0
+xen:
+  description:
+    - Xen's split of the window (O(uri) a Xen URI, in dom0), percent of one CPU. C(dom0_pct) is the host
+      share, C(domu_pct) the VM share; C(hypervisor_pct) is null (libxl does not expose Xen's own time) and
+      C(hypervisor_note) says so.
+  returned: with a Xen URI and O(domains)
+  type: dict
+  sample: {"pcpus": 2, "dom0_vcpus": 2, "dom0_pct": 41.2, "domu_pct": 57.9, "hypervisor_pct": null,
+           "hypervisor_note": "Xen's own CPU time is not exposed by libxl; the host share is Domain-0's CPU time"}
 state_path:
   description: The state file of a start/stop sampling.
   returned: with action start and stop

@@ -91,6 +91,8 @@ options:
     description:
       - Disk image attached as the first disk (C(vda) on QEMU/KVM, C(xvda) on Xen). Without O(kernel)
         the guest boots from it.
+      - On Xen, a block device (a path under C(/dev/), format V(raw)) is given to the guest through dom0's
+        blkback (libxl's C(phy) backend), so dom0 needs no device model; files go through QEMU's qdisk.
     type: path
   disk_format:
     description: Format of O(disk); default V(qcow2) for C(*.qcow2) files, V(raw) otherwise.
