@@ -2,9 +2,11 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Build, load, attach and pin one XDP program on one interface.
 
-The xdp_program module is a thin want/have/change skeleton over this file:
-``load_program`` builds and loads what is wanted (object or BCC), ``current``
-reads what is attached, ``deploy``/``remove`` act and keep bpffs pins exact.
+The xdp_program module is a thin wrapper over this file: ``load_program``
+builds and loads what is wanted (object or BCC), ``attached_program`` reads
+what is attached, ``deploy``/``remove_pins`` act and keep bpffs pins exact, and
+``ensure_attached``/``ensure_detached`` (``..._on`` to open netlink too) decide
+and do what the module's ``state`` asks.
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -19,7 +21,8 @@ import tempfile
 import time
 
 from ansible_collections.xdplab.offload.plugins.module_utils import libbpf, nfp, programs, safety, xdp
-from ansible_collections.xdplab.offload.plugins.module_utils.counters import BPFFS, PIN_ROOT, PROG_PIN
+from ansible_collections.xdplab.offload.plugins.module_utils.counters import BPFFS, PIN_ROOT, PROG_PIN, default_pin_path
+
 # Compile-time switch of bpf/include/xdplab/kern.h for device-bound builds.
 OFFLOAD_DEFINE = "XL_OFFLOAD"
 # Names of the programs the collection itself loads (the kernel keeps 15 characters of a name):
@@ -357,3 +360,179 @@ def check_bpffs(pin_path):
     if not bpffs_mounted(pin_path):
         raise DeployError("bpffs is not mounted at %s (needed for %s): run the xdplab.offload.lab_host role "
                           "or mount -t bpf bpf %s" % (BPFFS, pin_path, BPFFS), errno=errno.ENOENT)
+
+
+# The options of the xdp_program module (and of anything that deploys a program the same way) that
+# have defaults; ensure_attached/ensure_detached fill in what ``params`` leaves out (or sets to None).
+ATTACH_DEFAULTS = {
+    "netns": None,
+    "program": None,
+    "defines": {},
+    "mode": "driver",
+    "loader": "object",
+    "function": None,
+    "bpf_dir": "/opt/xdplab/bpf",
+    "build_dir": "/var/cache/xdplab/bpf",
+    "clang": "clang",
+    "force": False,
+}
+
+
+def _with_defaults(params):
+    """``params`` over ATTACH_DEFAULTS (None counts as not given, as in Ansible)."""
+    p = dict(ATTACH_DEFAULTS, defines={})
+    p.update((key, value) for key, value in params.items() if value is not None)
+    return p
+
+
+def _describe(state):
+    return {k: state.get(k) for k in ("mode", "prog_id", "tag", "name")} if state.get("mode") else {}
+
+
+def _refuse_foreign(p, have, pin_path, action):
+    """DeployError if a program the collection did not attach would be replaced or detached (and no force)."""
+    foreign = foreign_programs(have, pin_path)
+    if not foreign or p["force"]:
+        return
+    where = "%s in namespace %s" % (p["interface"], p["netns"]) if p["netns"] else p["interface"]
+    progs = ", ".join("id %s (name %s, %s mode)" % (f["prog_id"], f["name"] or "unknown", f["mode"]) for f in foreign)
+    raise DeployError("%s has an XDP program this collection did not attach: %s; it is neither pinned at %s nor "
+                      "named like the collection's programs, so it is not %s. Detach it yourself, or set force: true "
+                      "to %s it anyway" % (where, progs, pin_path, action, action),
+                      prog_id=foreign[0]["prog_id"], foreign_programs=foreign, option="force")
+
+
+def _planned(p, ifindex, have, pin_path):
+    """Check mode of state=attached: what would change, from what can be read (no build, no load)."""
+    try:
+        source = programs.resolve_program(p["program"], p["bpf_dir"])
+        defines = dict(p["defines"] or {}, **{OFFLOAD_DEFINE: 1}) if (
+            p["mode"] == "offload" and source.kind == "c") else (p["defines"] or {})
+        if source.kind == "o" and p["defines"]:
+            raise DeployError("defines apply to C sources only; %s is a compiled object" % source.source_path,
+                              option="defines")
+        program_hash = programs.program_hash(source.source_path, defines, [os.path.join(p["bpf_dir"], "include")])
+    except programs.ProgramError as exc:
+        raise DeployError(exc.msg)
+    want_name = (p["function"] or source.function or "")[:15] or None
+    result = dict(ifindex=ifindex, pin_path=pin_path, program=source.name, loader=p["loader"],
+                  program_hash=program_hash, prog_id=have["prog_id"], tag=None, mode=p["mode"], maps={},
+                  load_time_ms=0.0, attach_time_ms=0.0, changed=True, tag_known=False)
+    ours = have["prog_id"] and pinned_prog_id(pin_path) == have["prog_id"]
+    if not have["mode"]:
+        reason = "no XDP program is attached"
+    elif have["mode"] != p["mode"]:
+        reason = "the attached program runs in mode %s, not %s" % (have["mode"], p["mode"])
+    elif not ours:
+        reason = "the attached program (id %s) is not the one pinned at %s" % (have["prog_id"], pin_path)
+    elif want_name and have["name"] and have["name"] != want_name:
+        reason = "the attached program is %s, not %s" % (have["name"], want_name)
+    else:
+        reason = ("check mode neither compiles nor loads, so the tag of the wanted program is unknown: the "
+                  "attached program (id %s, tag %s) is reported as changed, which may be conservative"
+                  % (have["prog_id"], have["tag"]))
+    result["check_mode_reason"] = reason
+    after = {"mode": p["mode"], "name": want_name, "tag": None, "prog_id": None}
+    result["diff"] = {"before": _describe(have), "after": after}
+    return result
+
+
+def ensure_attached(params, ipr, ifindex, have, pin_path, check_mode=False):
+    """Make ``params['program']`` run on ``ifindex`` in ``params['mode']``, pinned at ``pin_path``.
+
+    ``params`` holds the xdp_program module's options (missing ones from
+    ATTACH_DEFAULTS), ``have`` is ``attached_program(ipr, ifindex)`` and
+    ``pin_path`` is already confined. Returns the module's result (with
+    ``changed`` and ``diff``); raises DeployError or xdp.XdpError. In check mode
+    nothing is built, loaded, attached or pinned.
+    """
+    p = _with_defaults(params)
+    offload = p["mode"] == "offload"
+    _refuse_foreign(p, have, pin_path, "replaced")
+    if check_mode:
+        return _planned(p, ifindex, have, pin_path)
+    try:
+        source, loaded = load_program(p["program"], p["defines"], p["loader"], p["bpf_dir"], p["build_dir"],
+                                      p["clang"], p["function"], ifindex=ifindex if offload else None)
+    except DeployError as exc:
+        if offload and exc.details.get("offload_reason"):
+            raise DeployError("the NIC refused to run %s offloaded on %s: %s"
+                              % (p["program"], p["interface"], exc.details["offload_reason"]), **exc.details)
+        if offload and "compiler_output" not in exc.details:
+            raise DeployError("mode offload needs an offload-capable NIC (e.g. a Netronome Agilio with the BPF "
+                              "firmware): the kernel refused to bind the program to %s (%s)"
+                              % (p["interface"], xdp.link_kind(ipr, ifindex) or "no offload support"),
+                              **exc.details)
+        raise
+    try:
+        want = {"mode": p["mode"], "tag": loaded.tag, "name": loaded.info["name"]}
+        same = (have["mode"] == want["mode"] and have["tag"] == want["tag"]
+                and pinned_prog_id(pin_path) == have["prog_id"])
+        result = dict(ifindex=ifindex, pin_path=pin_path, program=source.name, loader=p["loader"],
+                      program_hash=loaded.program_hash, object_path=loaded.object_path,
+                      load_time_ms=round(loaded.load_time_ms, 3), attach_time_ms=0.0)
+        if same:
+            maps = {n: os.path.join(pin_path, n) for n in loaded.map_fds
+                    if os.path.exists(os.path.join(pin_path, n))}
+            result.update(changed=False, prog_id=have["prog_id"], tag=have["tag"], mode=have["mode"], maps=maps)
+            return result
+        after = dict(want, prog_id=loaded.info["id"])
+        result.update(changed=True, diff={"before": _describe(have), "after": after})
+        check_bpffs(pin_path)
+        attach_ms, maps = deploy(ipr, ifindex, loaded, p["mode"], have, pin_path, p["interface"], p["netns"])
+        result.update(prog_id=loaded.info["id"], tag=loaded.tag, mode=p["mode"], maps=maps,
+                      attach_time_ms=round(attach_ms, 3))
+        return result
+    finally:
+        loaded.close()
+
+
+def ensure_detached(params, ipr, ifindex, have, pin_path, check_mode=False):
+    """Detach the collection's XDP program from ``ifindex`` and remove its pins (see ensure_attached)."""
+    p = _with_defaults(params)
+    _refuse_foreign(p, have, pin_path, "detached")
+    pins = os.path.isdir(pin_path)
+    result = dict(ifindex=ifindex, pin_path=pin_path, prog_id=None, tag=None, mode=None,
+                  changed=bool(have["mode"]) or pins)
+    if result["changed"]:
+        result["diff"] = {"before": _describe(have), "after": {}}
+    if result["changed"] and not check_mode:
+        if have["mode"]:
+            detach_programs(ipr, ifindex, have, p["interface"], p["netns"])
+        remove_pins(pin_path)
+    return result
+
+
+def target_pin_path(params, pin_path=None):
+    """The confined pin directory for ``params``' interface and namespace (``pin_path`` or the default).
+
+    Checks the interface and namespace names first (safety.UnsafeInput), then
+    confines the directory under PIN_ROOT (DeployError), like the module does
+    before it reads or removes anything.
+    """
+    p = _with_defaults(params)
+    safety.interface_name(p["interface"], "interface")
+    safety.netns_name(p["netns"], "netns")
+    return confined_pin_path(pin_path or default_pin_path(p["interface"], p["netns"]), PIN_ROOT, "pin_path")
+
+
+def _ensure_on(ensure, params, pin_path, check_mode):
+    p = _with_defaults(params)
+    pin_path = target_pin_path(p, pin_path)
+    with xdp.open_netlink(p["netns"]) as ipr:
+        ifindex = xdp.lookup(ipr, p["interface"], p["netns"])
+        have = attached_program(ipr, ifindex)
+        return ensure(p, ipr, ifindex, have, pin_path, check_mode)
+
+
+def ensure_attached_on(params, pin_path=None, check_mode=False):
+    """ensure_attached on ``params['interface']`` in ``params['netns']``: opens netlink, reads what is attached.
+
+    Raises safety.UnsafeInput (interface or netns name), DeployError or xdp.XdpError.
+    """
+    return _ensure_on(ensure_attached, params, pin_path, check_mode)
+
+
+def ensure_detached_on(params, pin_path=None, check_mode=False):
+    """ensure_detached on ``params['interface']`` in ``params['netns']`` (see ensure_attached_on)."""
+    return _ensure_on(ensure_detached, params, pin_path, check_mode)

@@ -219,124 +219,11 @@ compiler_output:
   type: str
 '''
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.xdplab.offload.plugins.module_utils import programs, safety, xdp
-from ansible_collections.xdplab.offload.plugins.module_utils.counters import PIN_ROOT, default_pin_path
+from ansible_collections.xdplab.offload.plugins.module_utils import safety, xdp
 from ansible_collections.xdplab.offload.plugins.module_utils.xdp_deploy import (
-    OFFLOAD_DEFINE, DeployError, attached_program, check_bpffs, confined_pin_path, deploy, detach_programs,
-    foreign_programs, load_program, pinned_prog_id, remove_pins)
-
-
-def _describe(state):
-    return {k: state.get(k) for k in ("mode", "prog_id", "tag", "name")} if state.get("mode") else {}
-
-
-def _refuse_foreign(p, have, pin_path, action):
-    """DeployError if a program the collection did not attach would be replaced or detached (and no force)."""
-    foreign = foreign_programs(have, pin_path)
-    if not foreign or p["force"]:
-        return
-    where = "%s in namespace %s" % (p["interface"], p["netns"]) if p["netns"] else p["interface"]
-    progs = ", ".join("id %s (name %s, %s mode)" % (f["prog_id"], f["name"] or "unknown", f["mode"]) for f in foreign)
-    raise DeployError("%s has an XDP program this collection did not attach: %s; it is neither pinned at %s nor "
-                      "named like the collection's programs, so it is not %s. Detach it yourself, or set force: true "
-                      "to %s it anyway" % (where, progs, pin_path, action, action),
-                      prog_id=foreign[0]["prog_id"], foreign_programs=foreign, option="force")
-
-
-def _planned(module, ifindex, have, pin_path):
-    """Check mode of state=attached: what would change, from what can be read (no build, no load)."""
-    p = module.params
-    try:
-        source = programs.resolve_program(p["program"], p["bpf_dir"])
-        defines = dict(p["defines"] or {}, **{OFFLOAD_DEFINE: 1}) if (
-            p["mode"] == "offload" and source.kind == "c") else (p["defines"] or {})
-        if source.kind == "o" and p["defines"]:
-            raise DeployError("defines apply to C sources only; %s is a compiled object" % source.source_path,
-                              option="defines")
-        program_hash = programs.program_hash(source.source_path, defines, [os.path.join(p["bpf_dir"], "include")])
-    except programs.ProgramError as exc:
-        raise DeployError(exc.msg)
-    want_name = (p["function"] or source.function or "")[:15] or None
-    result = dict(ifindex=ifindex, pin_path=pin_path, program=source.name, loader=p["loader"],
-                  program_hash=program_hash, prog_id=have["prog_id"], tag=None, mode=p["mode"], maps={},
-                  load_time_ms=0.0, attach_time_ms=0.0, changed=True, tag_known=False)
-    ours = have["prog_id"] and pinned_prog_id(pin_path) == have["prog_id"]
-    if not have["mode"]:
-        reason = "no XDP program is attached"
-    elif have["mode"] != p["mode"]:
-        reason = "the attached program runs in mode %s, not %s" % (have["mode"], p["mode"])
-    elif not ours:
-        reason = "the attached program (id %s) is not the one pinned at %s" % (have["prog_id"], pin_path)
-    elif want_name and have["name"] and have["name"] != want_name:
-        reason = "the attached program is %s, not %s" % (have["name"], want_name)
-    else:
-        reason = ("check mode neither compiles nor loads, so the tag of the wanted program is unknown: the "
-                  "attached program (id %s, tag %s) is reported as changed, which may be conservative"
-                  % (have["prog_id"], have["tag"]))
-    result["check_mode_reason"] = reason
-    after = {"mode": p["mode"], "name": want_name, "tag": None, "prog_id": None}
-    result["diff"] = {"before": _describe(have), "after": after}
-    return result
-
-
-def _attached(module, ipr, ifindex, have, pin_path):
-    p = module.params
-    offload = p["mode"] == "offload"
-    _refuse_foreign(p, have, pin_path, "replaced")
-    if module.check_mode:
-        return _planned(module, ifindex, have, pin_path)
-    try:
-        source, loaded = load_program(p["program"], p["defines"], p["loader"], p["bpf_dir"], p["build_dir"],
-                                      p["clang"], p["function"], ifindex=ifindex if offload else None)
-    except DeployError as exc:
-        if offload and exc.details.get("offload_reason"):
-            raise DeployError("the NIC refused to run %s offloaded on %s: %s"
-                              % (p["program"], p["interface"], exc.details["offload_reason"]), **exc.details)
-        if offload and "compiler_output" not in exc.details:
-            raise DeployError("mode offload needs an offload-capable NIC (e.g. a Netronome Agilio with the BPF "
-                              "firmware): the kernel refused to bind the program to %s (%s)"
-                              % (p["interface"], xdp.link_kind(ipr, ifindex) or "no offload support"),
-                              **exc.details)
-        raise
-    try:
-        want = {"mode": p["mode"], "tag": loaded.tag, "name": loaded.info["name"]}
-        same = (have["mode"] == want["mode"] and have["tag"] == want["tag"]
-                and pinned_prog_id(pin_path) == have["prog_id"])
-        result = dict(ifindex=ifindex, pin_path=pin_path, program=source.name, loader=p["loader"],
-                      program_hash=loaded.program_hash, object_path=loaded.object_path,
-                      load_time_ms=round(loaded.load_time_ms, 3), attach_time_ms=0.0)
-        if same:
-            maps = {n: os.path.join(pin_path, n) for n in loaded.map_fds
-                    if os.path.exists(os.path.join(pin_path, n))}
-            result.update(changed=False, prog_id=have["prog_id"], tag=have["tag"], mode=have["mode"], maps=maps)
-            return result
-        after = dict(want, prog_id=loaded.info["id"])
-        result.update(changed=True, diff={"before": _describe(have), "after": after})
-        check_bpffs(pin_path)
-        attach_ms, maps = deploy(ipr, ifindex, loaded, p["mode"], have, pin_path, p["interface"], p["netns"])
-        result.update(prog_id=loaded.info["id"], tag=loaded.tag, mode=p["mode"], maps=maps,
-                      attach_time_ms=round(attach_ms, 3))
-        return result
-    finally:
-        loaded.close()
-
-
-def _detached(module, ipr, ifindex, have, pin_path):
-    _refuse_foreign(module.params, have, pin_path, "detached")
-    pins = os.path.isdir(pin_path)
-    result = dict(ifindex=ifindex, pin_path=pin_path, prog_id=None, tag=None, mode=None,
-                  changed=bool(have["mode"]) or pins)
-    if result["changed"]:
-        result["diff"] = {"before": _describe(have), "after": {}}
-    if result["changed"] and not module.check_mode:
-        if have["mode"]:
-            detach_programs(ipr, ifindex, have, module.params["interface"], module.params["netns"])
-        remove_pins(pin_path)
-    return result
+    ATTACH_DEFAULTS, DeployError, ensure_attached_on, ensure_detached_on, target_pin_path)
 
 
 def main():
@@ -345,16 +232,16 @@ def main():
             interface=dict(type="str", required=True),
             netns=dict(type="str"),
             program=dict(type="str"),
-            defines=dict(type="dict", default={}),
-            mode=dict(type="str", choices=["driver", "generic", "offload"], default="driver"),
-            loader=dict(type="str", choices=["object", "bcc"], default="object"),
+            defines=dict(type="dict", default=ATTACH_DEFAULTS["defines"]),
+            mode=dict(type="str", choices=["driver", "generic", "offload"], default=ATTACH_DEFAULTS["mode"]),
+            loader=dict(type="str", choices=["object", "bcc"], default=ATTACH_DEFAULTS["loader"]),
             function=dict(type="str"),
             state=dict(type="str", choices=["attached", "detached"], default="attached"),
             pin_path=dict(type="path"),
-            bpf_dir=dict(type="path", default="/opt/xdplab/bpf"),
-            build_dir=dict(type="path", default="/var/cache/xdplab/bpf"),
-            clang=dict(type="str", default="clang"),
-            force=dict(type="bool", default=False),
+            bpf_dir=dict(type="path", default=ATTACH_DEFAULTS["bpf_dir"]),
+            build_dir=dict(type="path", default=ATTACH_DEFAULTS["build_dir"]),
+            clang=dict(type="str", default=ATTACH_DEFAULTS["clang"]),
+            force=dict(type="bool", default=ATTACH_DEFAULTS["force"]),
         ),
         required_if=[("state", "attached", ["program"])],
         supports_check_mode=True,
@@ -363,24 +250,15 @@ def main():
         module.fail_json(msg=missing_required_lib("pyroute2 >= 0.9.1"), exception=str(xdp.PYROUTE2_IMPORT_ERROR))
     p = module.params
     try:
-        safety.interface_name(p["interface"], "interface")
-        safety.netns_name(p["netns"], "netns")
+        pin_path = target_pin_path(p, p["pin_path"])
     except safety.UnsafeInput as exc:
         module.fail_json(msg=exc.msg, option=exc.option, interface=p["interface"], netns=p["netns"])
-    try:
-        pin_path = confined_pin_path(p["pin_path"] or default_pin_path(p["interface"], p["netns"]), PIN_ROOT,
-                                     "pin_path")
     except DeployError as exc:
         module.fail_json(msg=exc.msg, interface=p["interface"], netns=p["netns"], pin_path=p["pin_path"],
                          **exc.details)
+    ensure = ensure_attached_on if p["state"] == "attached" else ensure_detached_on
     try:
-        with xdp.open_netlink(p["netns"]) as ipr:
-            ifindex = xdp.lookup(ipr, p["interface"], p["netns"])
-            have = attached_program(ipr, ifindex)
-            if p["state"] == "attached":
-                result = _attached(module, ipr, ifindex, have, pin_path)
-            else:
-                result = _detached(module, ipr, ifindex, have, pin_path)
+        result = ensure(p, pin_path, module.check_mode)
     except DeployError as exc:
         module.fail_json(msg=exc.msg, interface=p["interface"], netns=p["netns"], mode=p["mode"], **exc.details)
     except xdp.XdpError as exc:
