@@ -74,35 +74,9 @@ ifindex:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.xdplab.offload.plugins.module_utils import xdp
-
-
-def ethtool_argv(args, netns):
-    """Argument list for ethtool, inside ``netns`` when given (ethtool uses ioctls, /sys is not needed)."""
-    argv = ["ethtool"] + args
-    return ["ip", "netns", "exec", netns] + argv if netns else argv
-
-
-def parse_driver_info(text):
-    info = {}
-    for line in text.splitlines():
-        if ":" in line:
-            key, value = line.split(":", 1)
-            info[key.strip().replace("-", "_")] = value.strip()
-    return {"driver": info.get("driver", ""), "firmware_version": info.get("firmware_version", ""),
-            "bus_info": info.get("bus_info", ""), "version": info.get("version", "")}
-
-
-def parse_driver_stats(text):
-    stats = {}
-    for line in text.splitlines():
-        if ":" not in line or line.startswith("NIC statistics"):
-            continue
-        key, value = line.rsplit(":", 1)
-        try:
-            stats[key.strip()] = int(value.strip())
-        except ValueError:
-            continue
-    return stats
+# ethtool_argv and the parsers lived here before module_utils/linkstats.py; importable from here as before.
+from ansible_collections.xdplab.offload.plugins.module_utils.linkstats import (  # pylint: disable=unused-import
+    ethtool_argv, parse_driver_info, parse_driver_stats, read_link_stats)
 
 
 def main():
@@ -118,24 +92,10 @@ def main():
         module.fail_json(msg=missing_required_lib("pyroute2 >= 0.9.1"), exception=str(xdp.PYROUTE2_IMPORT_ERROR))
     ifname, netns = module.params["interface"], module.params["netns"]
     try:
-        with xdp.open_netlink(netns) as ipr:
-            ifindex = xdp.lookup(ipr, ifname, netns)
-            link = ipr.get_links(ifindex)[0]
-            raw = link.get_attr("IFLA_STATS64") or {}
-            stats = {k: int(v) for k, v in dict(raw).items() if isinstance(v, int)}
-            kind = xdp.link_kind(ipr, ifindex) or ""
-            mac = link.get_attr("IFLA_ADDRESS") or ""
+        result = read_link_stats(ifname, netns, module.params["driver_stats"], module.run_command)
     except xdp.XdpError as exc:
         module.fail_json(msg=exc.msg, interface=ifname, netns=netns)
-    result = dict(changed=False, ifindex=ifindex, stats=stats, kind=kind, mac=mac, interface=ifname, netns=netns)
-    rc, out, err = module.run_command(ethtool_argv(["-i", ifname], netns))
-    result["driver"] = parse_driver_info(out) if rc == 0 else {"driver": kind, "firmware_version": "", "bus_info": "",
-                                                               "version": ""}
-    if module.params["driver_stats"]:
-        rc, out, err = module.run_command(ethtool_argv(["-S", ifname], netns))
-        if rc == 0:
-            result["driver_stats"] = parse_driver_stats(out)
-    module.exit_json(**result)
+    module.exit_json(changed=False, **result)
 
 
 if __name__ == "__main__":
