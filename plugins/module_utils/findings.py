@@ -49,6 +49,7 @@ import collections
 import math
 
 from ansible_collections.xdplab.offload.plugins.module_utils import figures as fg
+from ansible_collections.xdplab.offload.plugins.module_utils import results as res
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -98,13 +99,6 @@ def sig(value, digits=3):
     return "%.*f" % (decimals, value)
 
 
-def _number(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return None if math.isnan(value) or math.isinf(value) else value
-
-
 def scale(value, unit):
     """(factor, unit text) that shows ``value`` in ``unit`` with a readable prefix (pps -> kpps, Mpps)."""
     if unit == "pps":
@@ -119,10 +113,10 @@ Spread = collections.namedtuple("Spread", "median q1 q3 reps")
 
 def spread(row, quantity):
     """Median, quartiles and ok repetitions of ``quantity`` in a summary row; None without a median."""
-    median = _number(row.get(quantity + "_median"))
+    median = res._num(row.get(quantity + "_median"))
     if median is None:
         return None
-    q1, q3 = _number(row.get(quantity + "_q1")), _number(row.get(quantity + "_q3"))
+    q1, q3 = res._num(row.get(quantity + "_q1")), res._num(row.get(quantity + "_q3"))
     if q1 is None or q3 is None:
         q1 = q3 = median
     return Spread(median, q1, q3, int(row.get("repetitions") or 0))
@@ -230,7 +224,7 @@ def why_missing(rows, experiment, location, quantity, scope=None):
 
 def at_offered_rate(row, value):
     """True when the group processed (nearly) the whole rate the generator offered it."""
-    offered = _number(row.get("rate_pps_median")) or _number(row.get("rate"))
+    offered = res._num(row.get("rate_pps_median")) or res._num(row.get("rate"))
     return bool(offered) and value.median >= OFFERED_SHARE * offered
 
 
@@ -278,14 +272,30 @@ def chain_steps(rows, experiment, chain, quantity, program=None, report_missing=
     return steps, missing
 
 
-def n_extremes(rows, location, quantity):
-    """Per setting without N: the rows of ``location`` at the smallest and largest N measured."""
-    out = []
-    for group in settings([r for r in rows if r["location"] == location], ("program", "size", "rate")):
-        measured = sorted((r for r in group if r.get("n") is not None and usable(r, quantity)), key=lambda r: r["n"])
-        if len(measured) >= 2:
-            out.append((measured[0], measured[-1]))
-    return out
+PROGRAM_SETTING = ("program", "size", "rate")
+
+
+def program_groups(rows):
+    """``([(label, rows)] per program setting of the complexity experiment, [why there is none])``."""
+    complexity = rows_of(rows, "complexity")
+    if not complexity:
+        return [], [why_missing(rows, "complexity", None, "processed_pps")]
+    return [("complexity %s" % setting_label(group[0], PROGRAM_SETTING), group)
+            for group in settings(complexity, PROGRAM_SETTING)], []
+
+
+def n_extremes(group, location, quantity="processed_pps"):
+    """The rows of ``location`` at the smallest and the largest N measured in ``group``; None with fewer than two."""
+    here = [r for r in group if r["location"] == location and r.get("n") is not None]
+    measured = sorted((r for r in here if usable(r, quantity)), key=lambda r: r["n"])
+    return (measured[0], measured[-1]) if len(measured) >= 2 else None
+
+
+def no_two_n(rows, group, location):
+    """Why ``location`` has no smallest and largest N in ``group`` (a program setting of complexity)."""
+    if not any(r.get("repetitions") for r in group if r["location"] == location):
+        return why_missing(rows, "complexity", location, "processed_pps", group)
+    return "complexity %s at `%s`: fewer than two N measured" % (setting_label(group[0], PROGRAM_SETTING), location)
 
 
 def verdict_of(steps):
@@ -325,26 +335,18 @@ def _drop_gain(rows):
 
 
 def _complexity_cost(rows):
-    steps, missing = [], []
-    complexity = rows_of(rows, "complexity")
-    if not complexity:
-        return [], [why_missing(rows, "complexity", None, "processed_pps")]
-    for location in fg._order([r["location"] for r in complexity], fg.LOCATION_ORDER):
-        pairs = n_extremes(complexity, location, "processed_pps")
-        if not pairs:
-            missing.append(_no_two(complexity, location, "N"))
-        for small, large in pairs:
-            label = "complexity %s at %s" % (setting_label(small, ("program", "size", "rate")), location)
-            steps.append(compare_higher(label, small, large, "processed_pps", "N=%s" % small["n"],
-                                        "N=%s" % large["n"]))
+    groups, missing = program_groups(rows)
+    steps = []
+    for label, group in groups:
+        for location in fg._order([r["location"] for r in group], fg.LOCATION_ORDER):
+            extremes = n_extremes(group, location)
+            if extremes is None:
+                missing.append(no_two_n(rows, group, location))
+                continue
+            small, large = extremes
+            steps.append(compare_higher("%s at %s" % (label, location), small, large, "processed_pps",
+                                        "N=%s" % small["n"], "N=%s" % large["n"]))
     return steps, missing
-
-
-def _no_two(rows, location, name):
-    here = [r for r in rows if r["location"] == location]
-    if not any(r.get("repetitions") for r in here):
-        return why_missing(rows, here[0]["experiment"], location, "processed_pps")
-    return "complexity at `%s`: fewer than two %s values measured" % (location, name)
 
 
 def _ratio_step(label, first, second, first_name, second_name):
@@ -367,16 +369,12 @@ def _ratio_text(value):
 
 def _gain_shrinks(rows):
     """The gain of each offloading step at the smallest vs the largest N both locations measured."""
-    steps, missing = [], []
-    complexity = rows_of(rows, "complexity")
-    if not complexity:
-        return [], [why_missing(rows, "complexity", None, "processed_pps")]
-    for group in settings(complexity, ("program", "size", "rate")):
-        label = "complexity %s" % setting_label(group[0], ("program", "size", "rate"))
+    groups, missing = program_groups(rows)
+    steps = []
+    for label, group in groups:
         measured = set(r["location"] for r in group if usable(r, "processed_pps"))
-        for loc in BAREMETAL_CHAIN:
-            if loc not in measured:
-                missing.append(why_missing(rows, "complexity", loc, "processed_pps", group))
+        missing += [why_missing(rows, "complexity", loc, "processed_pps", group)
+                    for loc in BAREMETAL_CHAIN if loc not in measured]
         for low, high in offload_pairs(measured, BAREMETAL_CHAIN, BAREMETAL_EXTRA):
             gains = _gains(group, high, low, "processed_pps")
             if len(gains) < 2:
@@ -403,31 +401,24 @@ def _gains(group, high, low, quantity):
 
 def _nic_overloaded(rows):
     """The fall of throughput from the smallest to the largest N: steeper at the NIC than in the driver."""
-    steps, missing = [], []
-    complexity = rows_of(rows, "complexity")
-    if not complexity:
-        return [], [why_missing(rows, "complexity", None, "processed_pps")]
-    for group in settings(complexity, ("program", "size", "rate")):
-        label = "complexity %s" % setting_label(group[0], ("program", "size", "rate"))
-        gaps = [loc for loc in ("offload", "driver")
-                if not any(usable(r, "processed_pps") for r in group if r["location"] == loc)]
+    groups, missing = program_groups(rows)
+    steps = []
+    for label, group in groups:
+        extremes = [(loc, n_extremes(group, loc)) for loc in ("offload", "driver")]
+        gaps = [loc for loc, pair in extremes if pair is None]
         if gaps:
-            missing += [why_missing(rows, "complexity", loc, "processed_pps", group) for loc in gaps]
+            missing += [no_two_n(rows, group, loc) for loc in gaps]
             continue
-        falls = {}
-        for loc in ("offload", "driver"):
-            pairs = n_extremes([r for r in group if r["location"] == loc], loc, "processed_pps")
-            if pairs:
-                small, large = pairs[0]
-                falls[loc] = (small["n"], large["n"], ratio(spread(large, "processed_pps"),
-                                                            spread(small, "processed_pps")))
-        if len(falls) < 2 or falls["offload"][:2] != falls["driver"][:2] or None in (falls["offload"][2],
-                                                                                     falls["driver"][2]):
-            missing.append("%s: the NIC and the driver were not measured at the same two N" % label)
+        ns = set((small["n"], large["n"]) for _loc, (small, large) in extremes)
+        falls = dict((loc, ratio(spread(large, "processed_pps"), spread(small, "processed_pps")))
+                     for loc, (small, large) in extremes)
+        if len(ns) > 1 or None in falls.values():
+            missing.append("%s: the NIC and the driver were not measured at the same smallest and largest N"
+                           % label)
             continue
-        n_small, n_large = falls["offload"][:2]
+        n_small, n_large = ns.pop()
         steps.append(_ratio_step("%s, throughput at N=%s / at N=%s" % (label, n_large, n_small),
-                                 falls["driver"][2], falls["offload"][2], "driver", "offload"))
+                                 falls["driver"], falls["offload"], "driver", "offload"))
     return steps, missing
 
 
@@ -570,8 +561,8 @@ FINDINGS = (
             "Offloading improves drop-all throughput: the closer to the wire the drop runs (AF_XDP in user space, "
             "XDP in the driver, the NIC), the more packets per second are processed.",
             "drop (and zero_loss drop, if run): each measured location against the next less offloaded one "
-            "(afxdp < driver < offload; and generic < driver), per size and rate; throughput medians ordered with non-overlapping "
-            "IQRs. Every step must hold." + SINGLE,
+            "(afxdp < driver < offload; and generic < driver), per size and rate; throughput medians ordered "
+            "with non-overlapping IQRs. Every step must hold." + SINGLE,
             _every_step(_drop_gain)),
     Finding("complexity_costs_throughput", "Processing complexity",
             "Performance depends on the processing complexity: the more iterations N a program runs per packet, "
@@ -582,10 +573,10 @@ FINDINGS = (
     Finding("gain_shrinks_with_task", "Processing complexity",
             "Offloading helps most when the task is smaller than the overhead it removes: the throughput gain "
             "of a location over the next less offloaded one shrinks as N grows.",
-            "complexity: per program and offloading step (afxdp -> driver -> offload, generic -> driver), the throughput ratio "
-            "more/less offloaded at the smallest N against the largest N measured at both; ratio ranges from "
-            "the quartiles (q1/q3 .. q3/q1) must not overlap, the smaller N giving the larger gain. Every step "
-            "must show it." + SINGLE,
+            "complexity: per program and offloading step (afxdp -> driver -> offload, generic -> driver), the "
+            "throughput ratio more/less offloaded at the smallest N against the largest N measured at both; ratio "
+            "ranges from the quartiles (q1/q3 .. q3/q1) must not overlap, the smaller N giving the larger gain. "
+            "Every step must show it." + SINGLE,
             _every_step(_gain_shrinks)),
     Finding("nic_cpu_overloaded", "Processing complexity",
             "A slow NIC CPU is easily overloaded: as N grows, the NIC's throughput falls by a larger factor "

@@ -63,7 +63,7 @@ CASES = {
         loop("driver", 1, [10, 11, 12]) + loop("driver", 100, [11, 11.5, 12]),
         "IQRs overlap, no difference shown",
         loop("driver", 1, [10, 11, 12]),
-        "complexity at `driver`: fewer than two N values measured"),
+        "complexity loop, 64 B, max rate at `driver`: fewer than two N measured"),
     "gain_shrinks_with_task": (
         loop("driver", 1, [11, 12, 13]) + loop("afxdp", 1, [3.9, 4.0, 4.1])
         + loop("driver", 1000, [0.88, 0.9, 0.92]) + loop("afxdp", 1000, [0.79, 0.8, 0.81]),
