@@ -150,6 +150,16 @@ comparison:
       beyond the spread). Null otherwise.
   returned: always
   type: dict
+findings:
+  description:
+    - The paper's findings as judged in the report's C(Findings) section, in the paper's order - C(id),
+      C(verdict) (C(reproduced), C(not reproduced) or C(not measurable here)), C(strength) (C(firm),
+      C(tentative) when a side had a single repetition, null when not measurable) and C(reason) (why not
+      measurable, else null).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"id": "offload_improves_drop", "verdict": "reproduced", "strength": "firm", "reason": null}]
 '''
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
