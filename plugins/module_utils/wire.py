@@ -7,7 +7,9 @@ live in a namespace of their own, with a stable MAC, one address from
 198.18.0.0/15, the other end's address as a permanent neighbour, TX checksum
 offload off (veth leaves partial checksums that an XDP responder passes on
 unfixed) and, on the DUT end, GRO plus threaded NAPI pinned to one CPU so that
-the DUT's receive work does not run on the generator's CPU.
+the DUT's receive work does not run on the generator's CPU. With ``queues`` > 1
+both ends get that many RX and TX queues, the DUT end one NAPI (thread) per
+queue, pinned over the allowed CPUs from ``napi_cpu`` on.
 
 The module follows want -> have -> plan -> apply:
 
@@ -69,7 +71,10 @@ FRESH_VETH = {
     "gro": False,
     "threaded": False,
     "napi": [],
+    "queues": 1,
+    "max_queues": 1,
 }
+MAX_QUEUES = 64
 
 TX_CSUM_PREFIX = "tx-checksum-"
 GRO_FEATURE = "rx-gro"
@@ -176,6 +181,13 @@ def default_napi_cpu(cpus):
     return max(cpus)
 
 
+def napi_cpus(first, cpus, queues):
+    """CPUs for the NAPI threads of queues 0..queues-1: the allowed CPUs in turn from ``first`` on."""
+    order = sorted(cpus)
+    start = order.index(first)
+    return [order[(start + i) % len(order)] for i in range(queues)]
+
+
 def make_tag(created_netns, peer_netns, peer_ifname):
     """The ifalias that marks an end as made by lab_wire."""
     return "%s ns=%s peer=%s/%s" % (OWNER, "created" if created_netns else "existing",
@@ -224,6 +236,11 @@ def build_want(params, cpus):
     if not 68 <= mtu <= 65535:
         raise WireError("mtu %d is outside 68..65535." % mtu, mtu=mtu)
 
+    queues = params.get("queues")
+    queues = 1 if queues is None else int(queues)
+    if not 1 <= queues <= MAX_QUEUES:
+        raise WireError("queues %d is outside 1..%d." % (queues, MAX_QUEUES), queues=queues)
+
     threaded = bool(params.get("threaded_napi", True))
     gro = bool(params.get("dut_gro", True))
     napi_cpu = None
@@ -256,6 +273,8 @@ def build_want(params, cpus):
             "gro": gro if side == "dut" else None,
             "threaded": threaded if side == "dut" else None,
             "napi_cpu": napi_cpu if side == "dut" else None,
+            "napi_cpus": napi_cpus(napi_cpu, cpus, queues) if side == "dut" and napi_cpu is not None else None,
+            "queues": queues,
         })
     return want
 
@@ -330,6 +349,7 @@ def _current(side, want, have):
     if link is None:
         fresh = dict(FRESH_VETH)
         fresh["mac"] = want[side]["mac"]
+        fresh["queues"] = fresh["max_queues"] = want[side].get("queues", 1)
         return fresh
     return link
 
@@ -382,12 +402,34 @@ def plan_side(side, want_side, cur):
                            enable=threaded))
     if gro_step is not None and not gro:
         steps.append(gro_step)
-    cpu = want_side.get("napi_cpu")
-    if threaded and cpu is not None:
-        threads = cur.get("napi") or []
-        if not threads or any(sorted(t.get("cpus") or []) != [cpu] for t in threads):
-            steps.append(_step(side, "pin_napi", "pin the NAPI thread(s) of %s to CPU %d" % (dev, cpu), cpu=cpu))
+    cpus = want_side.get("napi_cpus")
+    if threaded and cpus:
+        threads = sorted(cur.get("napi") or [], key=_napi_order)
+        if (len(threads) != len(cpus) or cur.get("queues", 1) != want_side["queues"]
+                or any(sorted(t.get("cpus") or []) != [cpu] for t, cpu in zip(threads, cpus))):
+            steps.append(_step(side, "pin_napi", "pin the NAPI thread(s) of %s to CPU %s"
+                               % (dev, ", ".join(str(c) for c in cpus)), cpus=cpus))
     return steps
+
+
+def _napi_order(thread):
+    """veth registers one NAPI per RX queue in queue order, so NAPI ids ascend with the queue."""
+    return (thread.get("napi_id") is None, thread.get("napi_id") or 0, thread.get("pid") or 0)
+
+
+def plan_queues(want, cur):
+    """The step that gives both ends want's queue count (None when they have it).
+
+    Lowering goes generator end first, raising DUT end first: with an XDP program on the
+    DUT end, veth refuses fewer DUT RX queues than the generator end has TX queues.
+    """
+    queues = want["dut"]["queues"]
+    have = [cur[side].get("queues", 1) for side in SIDES]
+    if have == [queues, queues]:
+        return None
+    order = list(SIDES) if queues < max(have) else list(reversed(SIDES))
+    return _step(None, "set_queues", "set the RX and TX queues of %s and %s to %d"
+                 % (want["lg"]["interface"], want["dut"]["interface"], queues), queues=queues, order=order)
 
 
 def plan_present(want, have):
@@ -400,11 +442,26 @@ def plan_present(want, have):
     for side in SIDES:
         if not have[side].get("lo_up"):
             steps.append(_step(side, "lo_up", "bring lo up in namespace %s" % want[side]["netns"]))
+    links = [have[side].get("link") for side in SIDES]
+    recreate = links[0] is not None and any(
+        (link or {}).get("max_queues", 1) < want["dut"]["queues"] for link in links)
+    if recreate:
+        # veth cannot grow beyond the queues it was made with: make it again
+        steps.append(_step("lg", "delete_veth", "delete veth %s (%s), made with fewer than %d queues" % (
+            want["lg"]["interface"], want["lg"]["netns"], want["dut"]["queues"])))
+        # the new pair inherits which namespaces lab_wire made (absent removes those)
+        made = dict((side, parse_tag(link.get("alias"))["created_netns"]) for side, link in zip(SIDES, links))
+        have = dict((side, dict(have[side], link=None)) for side in SIDES)
     if have["lg"].get("link") is None:
         steps.append(_step(None, "create_veth", "create veth %s (%s) <-> %s (%s)" % (
-            want["lg"]["interface"], want["lg"]["netns"], want["dut"]["interface"], want["dut"]["netns"])))
+            want["lg"]["interface"], want["lg"]["netns"], want["dut"]["interface"], want["dut"]["netns"]),
+            **({"created_netns": made} if recreate else {})))
+    current = dict((side, _current(side, want, have)) for side in SIDES)
+    queues = plan_queues(want, current)
+    if queues:
+        steps.append(queues)
     for side in SIDES:
-        steps.extend(plan_side(side, want[side], _current(side, want, have)))
+        steps.extend(plan_side(side, want[side], current[side]))
     return steps
 
 
@@ -451,7 +508,7 @@ def view(want, have, side):
             "mac": link.get("mac"), "mtu": link.get("mtu"), "up": link.get("up"),
             "addresses": sorted(link.get("addresses") or []),
             "neighbours": dict(sorted((link.get("neighbours") or {}).items())),
-            "tx_checksum_offload": link.get("tx_checksum_offload"),
+            "tx_checksum_offload": link.get("tx_checksum_offload"), "queues": link.get("queues", 1),
         })
         if side == "dut":
             out.update({"gro": link.get("gro"), "threaded_napi": link.get("threaded"),
@@ -467,7 +524,7 @@ def want_view(want, side):
     if want["state"] == "present":
         out.update({"mac": w["mac"], "mtu": w["mtu"], "up": True, "addresses": sorted(w["addresses"]),
                     "neighbours": dict(sorted(w["neighbours"].items())),
-                    "tx_checksum_offload": w["tx_checksum_offload"]})
+                    "tx_checksum_offload": w["tx_checksum_offload"], "queues": w["queues"]})
         if side == "dut":
             out.update({"gro": w["gro"], "threaded_napi": w["threaded"], "napi_cpu": w["napi_cpu"]})
     return out
@@ -601,16 +658,21 @@ def _napi_list(ifindex):
         sock.close()
 
 
-def _probe_dev(ifname, ifindex, with_sysfs):
-    """Runs inside the namespace: ethtool features, threaded flag, NAPI list."""
+def _probe_dev(ifname, ifindex, with_sysfs, with_napi=True):
+    """Runs inside the namespace: ethtool features; with sysfs the queue count and (with_napi) the
+    threaded flag and the NAPI list."""
     from pyroute2.ethtool import Ethtool
-    out = {"features": {}, "threaded": None, "napi": None}
+    out = {"features": {}, "threaded": None, "napi": None, "queues": None}
     with Ethtool() as eth:
         feats = eth.get_features(ifname)
         for name, feat in feats.features.items():
             if name.startswith(TX_CSUM_PREFIX) or name == GRO_FEATURE:
                 out["features"][name] = [bool(feat.enable), bool(feat.available)]
     if with_sysfs:
+        # /sys/class/net/<dev>/queues holds rx-<n> and tx-<n> for the queues in use
+        names = os.listdir("/sys/class/net/%s/queues" % ifname)
+        out["queues"] = min(sum(1 for n in names if n.startswith("rx-")), sum(1 for n in names if n.startswith("tx-")))
+    if with_sysfs and with_napi:
         with open("/sys/class/net/%s/threaded" % ifname) as handle:
             out["threaded"] = handle.read().strip()
         try:
@@ -628,6 +690,16 @@ def _set_features(ifname, wanted):
         for name, enable in wanted.items():
             feats.features[name].enable = enable
         eth.set_features(ifname, feats)
+    return True
+
+
+def _set_channels(ifname, queues):
+    """Runs inside the namespace: RX and TX queues in use (ethtool -L)."""
+    import subprocess
+    proc = subprocess.run(["ethtool", "-L", ifname, "rx", str(queues), "tx", str(queues)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
+    if proc.returncode != 0:
+        raise OSError(errno.EINVAL, "ethtool -L %s rx %d tx %d: %s" % (ifname, queues, queues, proc.stderr.strip()))
     return True
 
 
@@ -697,6 +769,7 @@ def _read_link(ipr, ifname):
         "mac": (link.get("IFLA_ADDRESS") or "").lower(),
         "mtu": link.get("IFLA_MTU"),
         "up": bool(link["flags"] & 1),
+        "max_queues": min(link.get("IFLA_NUM_RX_QUEUES") or 1, link.get("IFLA_NUM_TX_QUEUES") or 1),
         "addresses": sorted(addresses),
         "neighbours": neighbours,
     }
@@ -716,8 +789,9 @@ def read_side(want_side, side):
     if link is None:
         return out
     if link.get("kind") == "veth" and parse_tag(link.get("alias")) is not None:
-        probe = run_in_netns(name, _probe_dev, (ifname, link["ifindex"], side == "dut"), sysfs=side == "dut")
+        probe = run_in_netns(name, _probe_dev, (ifname, link["ifindex"], True, side == "dut"), sysfs=True)
         feats = probe["features"]
+        link["queues"] = probe["queues"]
         link["tx_checksum_offload"] = any(v[0] for k, v in feats.items() if k.startswith(TX_CSUM_PREFIX))
         link["gro"] = bool(feats.get(GRO_FEATURE, [False])[0])
         link["features"] = feats
@@ -752,15 +826,19 @@ def _apply_step(want, step, created):
     elif action == "create_veth":
         lg, dut = want["lg"], want["dut"]
         with _ipr(lg["netns"]) as ipr:
+            queues = dut["queues"]
             ipr.link("add", ifname=lg["interface"], kind="veth", address=lg["mac"], mtu=lg["mtu"],
+                     num_tx_queues=queues, num_rx_queues=queues,
                      peer={"ifname": dut["interface"], "net_ns_fd": dut["netns"], "address": dut["mac"],
-                           "mtu": dut["mtu"]})
+                           "mtu": dut["mtu"], "num_tx_queues": queues, "num_rx_queues": queues})
             created["veth"] = True
+            made = args.get("created_netns") or {}
             ipr.link("set", index=_index(ipr, lg["interface"]),
-                     ifalias=make_tag(lg["netns"] in created["netns"], dut["netns"], dut["interface"]))
+                     ifalias=make_tag(made.get("lg") or lg["netns"] in created["netns"], dut["netns"], dut["interface"]))
         with _ipr(dut["netns"]) as ipr:
             ipr.link("set", index=_index(ipr, dut["interface"]),
-                     ifalias=make_tag(dut["netns"] in created["netns"], lg["netns"], lg["interface"]))
+                     ifalias=make_tag(made.get("dut") or dut["netns"] in created["netns"], lg["netns"],
+                                      lg["interface"]))
     elif action in ("set_mac", "set_mtu", "set_up"):
         attrs = {"set_mac": {"address": args.get("mac")}, "set_mtu": {"mtu": args.get("mtu")},
                  "set_up": {"state": "up"}}[action]
@@ -803,6 +881,9 @@ def _apply_step(want, step, created):
             wanted = {k: args["enable"] for k, (enabled, available) in feats.items()
                       if k.startswith(TX_CSUM_PREFIX) and available and enabled != args["enable"]}
         run_in_netns(w["netns"], _set_features, (w["interface"], wanted))
+    elif action == "set_queues":
+        for name in args["order"]:
+            run_in_netns(want[name]["netns"], _set_channels, (want[name]["interface"], args["queues"]))
     elif action == "set_threaded":
         run_in_netns(w["netns"], _write_threaded, (w["interface"], "1" if args["enable"] else "0"), sysfs=True)
     elif action == "pin_napi":
@@ -816,8 +897,14 @@ def _apply_step(want, step, created):
                 "%s in namespace %s has no NAPI thread to pin; turn dut_gro and threaded_napi on (or attach "
                 "an XDP program) so that the kernel starts one." % (w["interface"], w["netns"]),
                 netns=w["netns"], interface=w["interface"])
-        for thread in threads:
-            os.sched_setaffinity(thread["pid"], {args["cpu"]})
+        threads = sorted(threads, key=_napi_order)
+        if len(threads) != len(args["cpus"]):
+            raise WireError(
+                "%s in namespace %s has %d NAPI thread(s) for %d queue(s); run the module again once the "
+                "kernel made them." % (w["interface"], w["netns"], len(threads), len(args["cpus"])),
+                netns=w["netns"], interface=w["interface"])
+        for thread, cpu in zip(threads, args["cpus"]):
+            os.sched_setaffinity(thread["pid"], {cpu})
     elif action == "delete_veth":
         with _ipr(w["netns"]) as ipr:
             ipr.link("del", index=_index(ipr, w["interface"]))
@@ -871,6 +958,7 @@ def result_side(want, have, side):
         "address": (link.get("addresses") or [w.get("address")])[0] if link else w.get("address"),
         "mtu": link.get("mtu", w.get("mtu")),
         "tx_checksum_offload": link.get("tx_checksum_offload", w.get("tx_checksum_offload")),
+        "queues": link.get("queues", w.get("queues")),
     }
     if side == "dut":
         threads = link.get("napi") or []
@@ -878,6 +966,8 @@ def result_side(want, have, side):
             "gro": link.get("gro", w.get("gro")),
             "threaded_napi": link.get("threaded", w.get("threaded")),
             "napi_cpu": napi_cpu_of(threads) if threads else w.get("napi_cpu"),
+            "napi_cpus": ([(t.get("cpus") or [None])[0] if len(t.get("cpus") or []) == 1 else None
+                           for t in sorted(threads, key=_napi_order)] if threads else w.get("napi_cpus")),
             "napi_threads": threads,
         })
     return out

@@ -101,11 +101,24 @@ options:
     default: true
   napi_cpu:
     description:
-      - CPU to pin the DUT end's NAPI thread(s) to. Default is the last CPU this host lets the module use.
+      - CPU to pin the DUT end's NAPI thread to. Default is the last CPU this host lets the module use.
+      - With O(queues) above 1, the NAPI thread of queue i goes to the i-th allowed CPU from this one on, in turn
+        (two queues on CPUs 0 and 1 with the default - queue 0 on CPU 1, queue 1 on CPU 0).
       - Only used with O(threaded_napi=true).
     type: int
+  queues:
+    description:
+      - RX and TX queues of both ends (veth C(numrxqueues)/C(numtxqueues), then C(ethtool -L)); the DUT end gets
+        one NAPI instance and, with O(threaded_napi=true), one pinned NAPI thread per queue.
+      - "A veth puts a frame that is redirected into it (as C(xl-loadgen) does) on the RX queue (sending CPU mod
+        queues) of its peer; M(xdplab.offload.traffic) with O(xdplab.offload.traffic#module:flows) above 1 steers
+        flow f to queue f mod queues."
+      - Lowering the count, or raising it up to the count the veth was made with, changes it in place; raising it
+        beyond makes the veth pair again (an XDP program attached to it is gone then).
+    type: int
+    default: 1
 notes:
-  - The NAPI thread is created by the kernel when threaded NAPI goes on; it survives XDP attach and
+  - The NAPI threads are created by the kernel when threaded NAPI goes on; it survives XDP attach and
     detach as long as GRO stays on. If something turns GRO off, the thread and its pinning are gone;
     run the module again.
 seealso:
@@ -129,6 +142,10 @@ EXAMPLES = r"""
     lg_address: 198.18.2.1/24
     dut_address: 198.18.2.2/24
     napi_cpu: 1
+
+- name: Two RX queues on the DUT end, one NAPI thread each (CPU 1 and CPU 0)
+  xdplab.offload.lab_wire:
+    queues: 2
 
 - name: Remove the wire
   xdplab.offload.lab_wire:
@@ -156,6 +173,7 @@ lg:
     mtu: {description: MTU., type: int, returned: always, sample: 1500}
     tx_checksum_offload: {description: Whether any TX checksum offload is on., type: bool, returned: always,
                           sample: false}
+    queues: {description: RX (and TX) queues in use., type: int, returned: always, sample: 1}
 dut:
   description: The DUT end; the keys of RV(lg) plus the NAPI settings.
   returned: when O(state=present)
@@ -173,6 +191,9 @@ dut:
     threaded_napi: {description: Whether threaded NAPI is on., type: bool, returned: always, sample: true}
     napi_cpu: {description: CPU the NAPI thread(s) are pinned to (null when not pinned to one CPU)., type: int,
                returned: always, sample: 1}
+    napi_cpus: {description: CPU of each queue's NAPI thread in queue order (null for one not pinned to one CPU).,
+                type: list, elements: int, returned: always, sample: [1, 0]}
+    queues: {description: RX (and TX) queues in use., type: int, returned: always, sample: 2}
     napi_threads:
       description: The DUT end's NAPI kernel threads.
       type: list
@@ -204,6 +225,7 @@ def argument_spec():
         dut_gro=dict(type="bool", default=True),
         threaded_napi=dict(type="bool", default=True),
         napi_cpu=dict(type="int"),
+        queues=dict(type="int", default=1),
     )
 
 

@@ -228,7 +228,7 @@ def test_plan_from_nothing_creates_everything_in_a_workable_order():
     # GRO makes the NAPI instance, threaded NAPI makes its thread, then it can be pinned.
     assert got.index(("dut", "set_gro")) < got.index(("dut", "set_threaded")) < got.index(("dut", "pin_napi"))
     assert ("lg", "set_gro") not in got and ("lg", "pin_napi") not in got
-    assert steps[-1]["args"] == {"cpu": 1}
+    assert steps[-1]["args"] == {"cpus": [1]}
 
 
 def test_plan_for_a_converged_wire_is_empty():
@@ -283,7 +283,7 @@ def test_plan_pins_when_the_thread_runs_elsewhere():
     have = converged_have(wire.build_want(params(), CPUS))
     have["dut"]["link"]["napi"][0]["cpus"] = [1]
     (step,) = wire.plan_present(want, have)
-    assert step["action"] == "pin_napi" and step["args"] == {"cpu": 0}
+    assert step["action"] == "pin_napi" and step["args"] == {"cpus": [0]}
 
 
 def test_tx_checksum_offload_on_is_planned_on_both_ends():
@@ -446,3 +446,72 @@ def test_a_failed_run_removes_the_namespaces_it_created(monkeypatch):
         wire.apply_steps(want, copy.deepcopy(steps))
     assert "create veth xl-lg0" in err.value.msg and "File exists" in err.value.msg
     assert fake.created == ["xl-lg", "xl-dut"] and sorted(fake.removed) == ["xl-dut", "xl-lg"]
+
+
+# ---------------------------------------------------------------- queues
+
+def test_queues_default_to_one_and_are_bounded():
+    want = wire.build_want(params(), CPUS)
+    assert want["lg"]["queues"] == want["dut"]["queues"] == 1 and want["dut"]["napi_cpus"] == [1]
+    for bad in (0, 65):
+        with pytest.raises(WireError, match="queues %d is outside 1..64" % bad):
+            wire.build_want(params(queues=bad), CPUS)
+
+
+def test_napi_threads_of_several_queues_go_over_the_allowed_cpus_from_napi_cpu_on():
+    assert wire.napi_cpus(1, {0, 1}, 2) == [1, 0]
+    assert wire.napi_cpus(0, {0, 1}, 3) == [0, 1, 0]
+    assert wire.napi_cpus(4, {2, 4, 6}, 2) == [4, 6]
+    assert wire.build_want(params(queues=2), CPUS)["dut"]["napi_cpus"] == [1, 0]
+
+
+def test_a_new_wire_with_two_queues_is_made_with_them_and_pins_one_thread_per_queue():
+    want = wire.build_want(params(queues=2), CPUS)
+    steps = wire.plan_present(want, nothing())
+    got = actions(steps)
+    assert (None, "set_queues") not in got    # made with two queues
+    assert steps[-1]["action"] == "pin_napi" and steps[-1]["args"] == {"cpus": [1, 0]}
+
+
+def _with_queues(have, queues, max_queues):
+    for side in wire.SIDES:
+        have[side]["link"].update({"queues": queues, "max_queues": max_queues})
+    return have
+
+
+def test_lowering_the_queues_sets_the_generator_end_first_then_repins():
+    want = wire.build_want(params(queues=1), CPUS)
+    have = _with_queues(converged_have(want), 2, 2)
+    have["dut"]["link"]["napi"] = [{"pid": 1, "napi_id": 10, "cpus": [1]}, {"pid": 2, "napi_id": 11, "cpus": [0]}]
+    steps = wire.plan_present(want, have)
+    assert actions(steps) == [(None, "set_queues"), ("dut", "pin_napi")]
+    assert steps[0]["args"] == {"queues": 1, "order": ["lg", "dut"]}
+
+
+def test_raising_the_queues_within_the_maximum_sets_the_dut_end_first():
+    want = wire.build_want(params(queues=2), CPUS)
+    have = _with_queues(converged_have(wire.build_want(params(), CPUS)), 1, 2)
+    steps = wire.plan_present(want, have)
+    assert actions(steps) == [(None, "set_queues"), ("dut", "pin_napi")]
+    assert steps[0]["args"] == {"queues": 2, "order": ["dut", "lg"]}
+    assert steps[1]["args"] == {"cpus": [1, 0]}
+
+
+def test_raising_the_queues_beyond_what_the_veth_was_made_with_makes_it_again():
+    want = wire.build_want(params(queues=2), CPUS)
+    have = _with_queues(converged_have(wire.build_want(params(), CPUS)), 1, 1)
+    steps = wire.plan_present(want, have)
+    got = actions(steps)
+    assert got[:2] == [("lg", "delete_veth"), (None, "create_veth")]
+    # the namespaces stay lab_wire's own, so that absent still removes them
+    assert steps[1]["args"] == {"created_netns": {"lg": True, "dut": True}}
+    assert (None, "set_queues") not in got and got[-1] == ("dut", "pin_napi")
+
+
+def test_two_queues_each_pinned_where_wanted_is_converged():
+    want = wire.build_want(params(queues=2), CPUS)
+    have = _with_queues(converged_have(want), 2, 2)
+    have["dut"]["link"]["napi"] = [{"pid": 2, "napi_id": 11, "cpus": [0]}, {"pid": 1, "napi_id": 10, "cpus": [1]}]
+    assert wire.plan_present(want, have) == []
+    have["dut"]["link"]["napi"][0]["cpus"] = [1]
+    assert actions(wire.plan_present(want, have)) == [("dut", "pin_napi")]
