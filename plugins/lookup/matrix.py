@@ -24,14 +24,31 @@ description:
     default 64); C(rates) numbers from 0 (as fast as the generator can, the default) to 200000000
     packets per second; C(duration) seconds above 0 and at most 3600 (default 10); C(repetitions)
     an integer from 1 to 1000 (default 1); C(probe_rate) queries per second above 0 and at most
-    1000000; C(measure) one of V(throughput) (default), V(latency), V(neighbour); C(testrun) a boolean.
+    1000000; C(measure) one of V(throughput) (default), V(latency), V(neighbour), V(zero_loss); C(testrun) a boolean.
+  - C(measure=zero_loss) searches the highest rate whose trial loses at most C(loss_tolerance) of the frames
+    (RFC 2544, section 26.1) instead of offering one rate, and takes no C(rates) and no C(duration). Its
+    parameters, copied into every cell with their defaults - C(loss_tolerance) a fraction from 0 (default)
+    to 0.5; C(trial_duration) seconds above 0 and at most 600 (default 2); C(resolution) the relative width
+    at which the binary search stops, above 0 and at most 0.5 (default 0.02); C(max_trials) an integer
+    from 2 to 64 (default 12); C(start_rate) the first trial's packets per second from 0 (default, the
+    generator's maximum, so an overload trial first) to 200000000. C(trial_duration) times C(max_trials) is
+    at most 3600 and is the cell's C(duration) (the longest the search measures). These keys are refused
+    for the other measures.
+  - A C(measure=latency) experiment may give C(rates_fraction_of_zero_loss) (fractions above 0 and at most
+    1, such as V([0.1, 0.5, 0.9])) instead of C(rates). Its cells carry C(rate_fraction_of_zero_loss) and
+    C(rate=None); the rate is resolved when the cell runs from the run's zero-loss results of the same
+    program, C(n), location and size. The cells of C(zero_loss) experiments therefore come first in the
+    returned list, then the others, each group by experiment name.
   - Programs without a compile-time N (V(drop), V(dns_nxdomain), your own files) get C(n=None), so an
     N sweep does not multiply them.
   - Each cell has a stable C(id) that covers every parameter that changes the measurement, such as
     C(complexity-loop-n100-driver-s64-r0-d10-tr-rep1) or C(neighbour-checksum-n100-vm_driver-s64-r50000-d3-neighbour-p1000-rep1), made of
     experiment, program, C(n) (if any), location, size, rate, duration, the measure unless it is
     throughput, the probe rate of neighbour cells, C(tr) for cells with C(testrun), the repetition.
-    A user's file appears as its base name and a short digest of its path.
+    A user's file appears as its base name and a short digest of its path. A fraction of the zero-loss rate
+    appears as C(f<fraction>) in place of C(r<rate>); a zero_loss cell has no rate and duration but the
+    search's parameters after the measure, such as
+    C(zero_loss-checksum-n100-driver-s64-zero_loss-lt0-td2-res0.02-mt12-sr0-rep1).
 options:
   _terms:
     description: One dict of experiments.
@@ -68,6 +85,18 @@ EXAMPLES = r'''
         locations: [driver, generic, offload]
         repetitions: 3
         duration: 5
+      zero_loss:
+        programs: [drop, checksum]
+        n: [1, 100]
+        locations: [driver, generic]
+        measure: zero_loss
+        resolution: 0.02
+      latency_at_zero_loss:
+        programs: [checksum]
+        n: [100]
+        locations: [driver]
+        measure: latency
+        rates_fraction_of_zero_loss: [0.1, 0.5, 0.9]
 '''
 
 RETURN = r'''

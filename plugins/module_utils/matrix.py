@@ -6,6 +6,14 @@ An experiment is a dict of lists (programs, n, locations, rates, sizes) plus
 scalars (repetitions, duration, measure, probe_rate, testrun). The cells are
 the cartesian product, minus the exclusions, in a stable order.
 
+``measure: zero_loss`` searches the zero-loss rate (zero_loss.py) instead of
+offering one rate: it takes the search's parameters (loss_tolerance,
+trial_duration, resolution, max_trials, start_rate) and no rates or duration.
+A latency experiment may give ``rates_fraction_of_zero_loss`` instead of
+rates: its cells carry ``rate_fraction_of_zero_loss`` and ``rate: None``, and
+the rate is resolved when the cell runs (zero_loss.rate_from_zero_loss), so
+the zero-loss experiments' cells come first in the matrix.
+
 Every value is checked before any cell exists: a cell's values end up on
 command lines run as root (make's ``N=``, the load generator's arguments), so
 anything that is not what the key documents is refused with a message naming
@@ -21,7 +29,7 @@ import math
 import os
 import re
 
-from ansible_collections.xdplab.offload.plugins.module_utils import safety
+from ansible_collections.xdplab.offload.plugins.module_utils import safety, zero_loss
 from ansible_collections.xdplab.offload.plugins.module_utils.programs import BUILTIN_PROGRAMS
 
 # Programs whose cost is set by a compile-time N; for the others N is collapsed.
@@ -30,10 +38,14 @@ AXES = (("program", "programs"), ("n", "n"), ("location", "locations"), ("rate",
 # The locations the playbooks deploy (experiment role and the VM playbook's location map).
 LOCATIONS = ("offload", "driver", "generic", "afxdp", "afxdp_generic",
              "nic", "host_driver", "vm_driver", "vm_generic", "vm_afxdp", "baseline")
-MEASURES = ("throughput", "latency", "neighbour")
-SCALARS = ("repetitions", "duration", "measure", "probe_rate", "testrun")
-# Keys an experiment may have: the axes (plural, or singular for one value) and the scalars.
-KNOWN_KEYS = frozenset([k for pair in AXES for k in pair] + list(SCALARS))
+MEASURES = ("throughput", "latency", "neighbour", "zero_loss")
+# The zero-loss search's parameters (bounds and defaults in zero_loss.PARAMETERS), for measure zero_loss only.
+ZERO_LOSS_KEYS = ("loss_tolerance", "trial_duration", "resolution", "max_trials", "start_rate")
+SCALARS = ("repetitions", "duration", "measure", "probe_rate", "testrun") + ZERO_LOSS_KEYS
+# Latency at fractions of the zero-loss rate: the experiment's list and the cell's value.
+FRACTIONS_KEY, FRACTION_KEY = "rates_fraction_of_zero_loss", "rate_fraction_of_zero_loss"
+# Keys an experiment may have: the axes (plural, or singular for one value), the scalars, the fractions.
+KNOWN_KEYS = frozenset([k for pair in AXES for k in pair] + list(SCALARS) + [FRACTIONS_KEY])
 
 # Bounds (inclusive unless said otherwise); documented in the lookup's DOCUMENTATION.
 MAX_N = 1000000
@@ -145,6 +157,56 @@ def check_testrun(value, experiment="?", key="testrun"):
     return value
 
 
+def check_zero_loss_parameter(value, experiment="?", key="resolution"):
+    problem = zero_loss.parameter_problem(key, value)
+    if problem:
+        _refuse(experiment, key, value, problem)
+    return value
+
+
+def check_fraction(value, experiment="?", key=FRACTIONS_KEY):
+    if not _is_number(value) or not 0 < value <= 1:
+        _refuse(experiment, key, value, "must be a fraction of the zero-loss rate above 0 and at most 1")
+    return value
+
+
+def _zero_loss_scalars(name, spec, measure):
+    """The search's parameters of a zero_loss experiment, defaults filled in; refused for other measures."""
+    given = [k for k in ZERO_LOSS_KEYS if k in spec]
+    if measure != "zero_loss":
+        if given:
+            _refuse(name, given[0], spec[given[0]], "is a parameter of the zero-loss search: only with "
+                    "measure zero_loss")
+        return {}
+    for key in ("rates", "rate", "duration"):
+        if key in spec:
+            _refuse(name, key, spec[key], "a zero_loss experiment searches the rate in trials; give start_rate "
+                    "and trial_duration instead")
+    scalars = {}
+    for key in ZERO_LOSS_KEYS:
+        scalars[key] = check_zero_loss_parameter(spec.get(key, zero_loss.PARAMETERS[key][0]), name, key)
+    longest = scalars["trial_duration"] * scalars["max_trials"]
+    if longest > MAX_DURATION:
+        _refuse(name, "trial_duration", scalars["trial_duration"], "trial_duration x max_trials (%g s) must be "
+                "at most %d seconds" % (longest, MAX_DURATION))
+    # The cell's duration: the longest the search measures (the progress line plans with it).
+    scalars["duration"] = longest
+    return scalars
+
+
+def _fractions(name, spec, measure):
+    if FRACTIONS_KEY not in spec:
+        return [None]
+    if measure != "latency":
+        _refuse(name, FRACTIONS_KEY, spec[FRACTIONS_KEY], "only for measure latency")
+    if "rates" in spec or "rate" in spec:
+        _refuse(name, FRACTIONS_KEY, spec[FRACTIONS_KEY], "give rates or rates_fraction_of_zero_loss, not both")
+    fractions = _as_list(spec[FRACTIONS_KEY], FRACTIONS_KEY, name)
+    for value in fractions:
+        check_fraction(value, name)
+    return fractions
+
+
 _AXIS_CHECKS = {"program": check_program, "n": check_n, "location": check_location,
                 "rate": check_rate, "size": check_size}
 
@@ -168,16 +230,28 @@ def cell_id(cell):
 
     ``<experiment>-<program>[-n<N>]-<location>-s<size>-r<rate>-d<duration>[-<measure>][-p<probe_rate>][-tr]-rep<k>``:
     the measure only when it is not throughput, the probe rate only for neighbour cells (the only ones that
-    send probes), ``tr`` when the cell also measures the BPF_PROG_TEST_RUN cost.
+    send probes), ``tr`` when the cell also measures the BPF_PROG_TEST_RUN cost. A cell whose rate is a
+    fraction of the zero-loss rate has ``f<fraction>`` in place of ``r<rate>``. A zero_loss cell has no rate
+    or duration of its own but the search's parameters after the measure:
+    ``zero_loss-lt<loss_tolerance>-td<trial_duration>-res<resolution>-mt<max_trials>-sr<start_rate>``.
     """
     parts = [cell["experiment"], _program_text(cell["program"])]
     if cell.get("n") is not None:
         parts.append("n%s" % cell["n"])
-    parts += [cell["location"], "s%s" % cell["size"], "r%s" % _number_text(cell["rate"]),
-              "d%s" % _number_text(cell["duration"])]
+    parts += [cell["location"], "s%s" % cell["size"]]
     measure = cell.get("measure") or "throughput"
+    if measure != "zero_loss":
+        if cell.get(FRACTION_KEY) is not None:
+            parts.append("f%s" % _number_text(cell[FRACTION_KEY]))
+        else:
+            parts.append("r%s" % _number_text(cell["rate"]))
+        parts.append("d%s" % _number_text(cell["duration"]))
     if measure != "throughput":
         parts.append(measure)
+    if measure == "zero_loss":
+        parts += ["%s%s" % (short, _number_text(cell.get(key))) for short, key in
+                  (("lt", "loss_tolerance"), ("td", "trial_duration"), ("res", "resolution"),
+                   ("mt", "max_trials"), ("sr", "start_rate"))]
     if measure == "neighbour" and cell.get("probe_rate") is not None:
         parts.append("p%s" % _number_text(cell["probe_rate"]))
     if cell.get("testrun"):
@@ -211,6 +285,7 @@ def validate_experiment(name, spec):
             raise MatrixError("experiment %s: give %s or %s, not both" % (name, key, plural))
     if not ("programs" in spec or "program" in spec) or not ("locations" in spec or "location" in spec):
         raise MatrixError("experiment %s needs at least programs and locations" % name)
+    measure = check_measure(spec.get("measure", "throughput"), name)
     values = []
     for key, plural in AXES:
         used = plural if plural in spec else key
@@ -220,19 +295,21 @@ def validate_experiment(name, spec):
                 _refuse(name, used, value, "must be given")
             _AXIS_CHECKS[key](value, name, used)
         values.append(axis)
+    values.append(_fractions(name, spec, measure))
     scalars = {
         "repetitions": check_repetitions(spec.get("repetitions", 1), name),
-        "duration": check_duration(spec.get("duration", 10), name),
-        "measure": check_measure(spec.get("measure", "throughput"), name),
+        "duration": check_duration(spec.get("duration", 10), name) if measure != "zero_loss" else None,
+        "measure": measure,
         "testrun": check_testrun(spec.get("testrun", False), name),
     }
+    scalars.update(_zero_loss_scalars(name, spec, measure))
     if "probe_rate" in spec:
         scalars["probe_rate"] = check_probe_rate(spec["probe_rate"], name)
     return values, scalars
 
 
-CELL_KEYS = frozenset(("experiment", "program", "n", "location", "rate", "size", "repetition", "id") + SCALARS
-                      ) - frozenset(("repetitions",))
+CELL_KEYS = frozenset(("experiment", "program", "n", "location", "rate", "size", "repetition", "id", FRACTION_KEY)
+                      + SCALARS) - frozenset(("repetitions",))
 
 
 def check_cell(cell):
@@ -262,14 +339,37 @@ def check_cell(cell):
     check_rate(cell["rate"], name, "rate")
     check_duration(cell["duration"], name, "duration")
     check_repetitions(cell["repetition"], name, "repetition")
-    check_measure(cell.get("measure", "throughput"), name, "measure")
+    measure = check_measure(cell.get("measure", "throughput"), name, "measure")
     check_testrun(cell.get("testrun", False), name, "testrun")
     if cell.get("probe_rate") is not None:
         check_probe_rate(cell["probe_rate"], name, "probe_rate")
+    _check_cell_search(cell, name, measure)
     want = cell_id(cell)
     if cell["id"] != want:
         _refuse(name, "id", cell["id"], "must be the id of the cell's values, %s" % want)
     return cell
+
+
+def _check_cell_search(cell, name, measure):
+    """The zero-loss parameters and the fraction of a cell: present exactly where its measure uses them."""
+    for key in ZERO_LOSS_KEYS:
+        if measure == "zero_loss":
+            if key not in cell:
+                raise MatrixError("cell %r: %s missing (a zero_loss cell carries the search's parameters)"
+                                  % (cell.get("id"), key))
+            check_zero_loss_parameter(cell[key], name, key)
+        elif cell.get(key) is not None:
+            _refuse(name, key, cell[key], "is a parameter of the zero-loss search: only with measure zero_loss")
+    if measure == "zero_loss" and cell["duration"] != cell["trial_duration"] * cell["max_trials"]:
+        _refuse(name, "duration", cell["duration"], "must be trial_duration x max_trials in a zero_loss cell")
+    fraction = cell.get(FRACTION_KEY)
+    if fraction is not None:
+        check_fraction(fraction, name, FRACTION_KEY)
+        if measure != "latency" or cell["rate"] is not None:
+            _refuse(name, FRACTION_KEY, fraction, "only in latency cells, whose rate is then null (resolved "
+                    "when the cell runs)")
+    elif cell["rate"] is None:
+        _refuse(name, "rate", None, "must be a number unless the cell gives rate_fraction_of_zero_loss")
 
 
 def expand(experiments, exclude=None, only=None, programs_with_n=PROGRAMS_WITH_N):
@@ -277,7 +377,9 @@ def expand(experiments, exclude=None, only=None, programs_with_n=PROGRAMS_WITH_N
 
     ``exclude`` is a list of partial cells; a cell matching every key of one
     of them is dropped. ``only`` restricts to the named experiments. Every
-    experiment is validated before any cell is made (MatrixError).
+    experiment is validated before any cell is made (MatrixError). The cells of
+    zero_loss experiments come first (latency cells may take their rate from
+    them), then the others, each group by experiment name.
     """
     if not isinstance(experiments, dict):
         raise MatrixError("experiments must be a dict of experiment name -> description")
@@ -290,15 +392,15 @@ def expand(experiments, exclude=None, only=None, programs_with_n=PROGRAMS_WITH_N
         checked[name] = validate_experiment(name, experiments[name])
     cells = []
     seen = set()
-    for name in sorted(checked):
+    for name in sorted(checked, key=lambda e: (checked[e][1]["measure"] != "zero_loss", e)):
         if only and name not in only:
             continue
         values, scalars = checked[name]
         reps = scalars.pop("repetitions")
-        for program, n, location, rate, size in itertools.product(*values):
+        for program, n, location, rate, size, fraction in itertools.product(*values):
             if program not in programs_with_n:
                 n = None
-            if rate is None:
+            if rate is None and fraction is None:
                 rate = 0
             if size is None:
                 size = 64
@@ -306,6 +408,8 @@ def expand(experiments, exclude=None, only=None, programs_with_n=PROGRAMS_WITH_N
                 cell = dict(scalars)
                 cell.update(experiment=name, program=program, n=n, location=location,
                             rate=rate, size=size, repetition=rep)
+                if fraction is not None:
+                    cell[FRACTION_KEY] = fraction
                 if _excluded(cell, exclusions):
                     continue
                 cell["id"] = cell_id(cell)
