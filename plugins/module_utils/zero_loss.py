@@ -91,6 +91,18 @@ def parameters(params=None):
     return out
 
 
+def parameters_of(source):
+    """The search parameters given in ``source``: a matrix cell (a dict with an ``id``: its other keys are
+    ignored) or a dict of parameters only (an unknown key is refused by :func:`parameters`)."""
+    if source is None:
+        return {}
+    if not isinstance(source, dict):
+        raise ZeroLossError("the search parameters must be a dict (or the matrix cell), got %r" % (source,))
+    if "id" in source:
+        return dict((k, source[k]) for k in PARAMETERS if k in source)
+    return dict(source)
+
+
 def _count(trial, key, index, optional=False):
     value = trial.get(key)
     if value is None and optional:

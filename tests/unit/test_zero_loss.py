@@ -224,3 +224,34 @@ def test_no_rate_comes_with_a_reason(records, words):
 def test_a_cell_without_a_fraction_is_refused():
     with pytest.raises(ZeroLossError, match="rate_fraction_of_zero_loss"):
         zl.rate_from_zero_loss([], dict(CELL, rate_fraction_of_zero_loss=None))
+
+
+# --- the filters the experiment role calls --------------------------------------
+
+def test_filters_run_a_whole_search_from_a_matrix_cell():
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.xdplab.offload.plugins.filter.zero_loss import FilterModule
+    from ansible_collections.xdplab.offload.plugins.module_utils.matrix import expand
+
+    filters = FilterModule().filters()
+    cell = expand({"zl": {"programs": ["drop"], "locations": ["driver"], "measure": "zero_loss",
+                          "resolution": 0.01, "max_trials": 30}})[0]
+    trial = receiver(321000.0)
+    trials = []
+    rate = filters["zero_loss_next"](None, cell)
+    while rate is not None:
+        trials.append(trial(rate))
+        rate = filters["zero_loss_next"](trials, cell)
+    result = filters["zero_loss_outcome"](trials, cell)
+    assert result["converged"] and (321000.0 - result["zero_loss_pps"]) / 321000.0 <= 0.01
+    assert result["parameters"]["resolution"] == 0.01 and result["parameters"]["max_trials"] == 30
+    # A dict of parameters only: an unknown key is refused, not ignored.
+    with pytest.raises(AnsibleFilterError, match="xdplab.offload.zero_loss_next: unknown zero-loss parameter"):
+        filters["zero_loss_next"]([], {"resolutoin": 0.01})
+    with pytest.raises(AnsibleFilterError, match="list of trials"):
+        filters["zero_loss_outcome"]("x", {})
+    record = dict(zl_record("zl-1", result["zero_loss_pps"]), program="drop", n=None, location="driver")
+    latency_cell = dict(CELL, program="drop", n=None)
+    assert filters["zero_loss_rate"]([record], latency_cell)["rate"] == int(round(0.5 * result["zero_loss_pps"]))
+    with pytest.raises(AnsibleFilterError, match="zero_loss_rate"):
+        filters["zero_loss_rate"]([], dict(latency_cell, rate_fraction_of_zero_loss=2))
