@@ -256,123 +256,10 @@ elapsed_s:
   type: float
 '''
 
-import os
-import statistics
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.xdplab.offload.plugins.module_utils import counters as ctr
-from ansible_collections.xdplab.offload.plugins.module_utils import libbpf, packets, programs, safety
-from ansible_collections.xdplab.offload.plugins.module_utils.counters import PIN_ROOT, default_pin_path
-from ansible_collections.xdplab.offload.plugins.module_utils.xdp_deploy import DeployError, load_program
-
-BPF_PROG_TYPE_XDP = 6
-VERDICTS = {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 4: "XDP_REDIRECT"}
-MAX_REPEAT = 2 ** 31 - 1
-MAX_ROUNDS = 1000
-
-
-class TestRunError(Exception):
-    def __init__(self, msg, **details):
-        super(TestRunError, self).__init__(msg)
-        self.msg = msg
-        self.details = details
-
-
-def verdict_name(retval):
-    return VERDICTS.get(retval, "UNKNOWN(%d)" % retval)
-
-
-def summarize(durations):
-    return {"median": statistics.median(durations), "min": min(durations), "max": max(durations),
-            "rounds": list(durations)}
-
-
-def open_pinned(pin_dir, where):
-    """fd of the XDP program pinned in ``pin_dir`` (caller closes it)."""
-    path = os.path.join(pin_dir, ctr.PROG_PIN)
-    if not os.path.exists(path):
-        raise TestRunError("no program pinned at %s: attach a program with xdplab.offload.xdp_program first%s, "
-                           "or give program to load one just for the test" % (path, where), prog_path=path)
-    try:
-        fd = libbpf.obj_get(path)
-    except libbpf.BpfError as exc:
-        raise TestRunError("cannot open the pinned program %s (%s)" % (path, exc.msg), prog_path=path,
-                           errno=exc.errno)
-    try:
-        if ctr.fd_kind(fd) != "prog":
-            raise TestRunError("%s is not a BPF program" % path, prog_path=path)
-        info = libbpf.prog_info(fd)
-        if info["type"] != BPF_PROG_TYPE_XDP:
-            raise TestRunError("the program pinned at %s is not an XDP program (type %d)" % (path, info["type"]),
-                               prog_path=path)
-        if info["ifindex"]:
-            raise TestRunError("the program pinned at %s is offloaded to a device (ifindex %d) and cannot be "
-                               "test-run on the host; give program to test a host copy" % (path, info["ifindex"]),
-                               prog_path=path)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, info
-
-
-def set_cpu(cpu, check_only=False):
-    allowed = os.sched_getaffinity(0)
-    if cpu not in allowed:
-        raise TestRunError("cpu %d is not one this process may run on (%s)"
-                           % (cpu, ", ".join(str(c) for c in sorted(allowed))), cpu=cpu)
-    if not check_only:
-        os.sched_setaffinity(0, {cpu})
-
-
-def planned(p, pin_dir, where, kind, frame):
-    """Check mode: check what can be checked without running, compiling or loading anything."""
-    info = {}
-    if pin_dir:
-        prog_fd, info = open_pinned(pin_dir, where)
-        os.close(prog_fd)
-    else:
-        try:
-            source = programs.resolve_program(p["program"], p["bpf_dir"])
-            if source.kind == "c":
-                programs.validate_defines(p["defines"])
-            elif p["defines"]:
-                raise TestRunError("defines apply to C sources only; %s is a compiled object" % source.source_path)
-        except programs.ProgramError as exc:
-            raise TestRunError(exc.msg)
-    return dict(changed=False, check_mode_skipped=True, ns_per_run=None, retval=None, verdict=None,
-                repeated_verdict=None, packet=kind, packet_len=len(frame), packet_hex=frame.hex(), repeat=p["repeat"],
-                rounds=p["rounds"], runs=0, elapsed_s=0.0, counters_restored=False, cpu=p["cpu"],
-                prog={"id": info.get("id"), "tag": info.get("tag"), "name": info.get("name")},
-                msg="check mode: nothing was run (a test run counts in the program's maps)")
-
-
-def run(prog_fd, frame, repeat, rounds, cmap=None, restore=False):
-    """The test itself: one verdict run on the fresh frame, then the timed rounds."""
-    saved = cmap.read()[0] if cmap is not None else None
-    started = time.monotonic()
-    first = libbpf.test_run(prog_fd, frame, repeat=1)
-    durations, last = [], first
-    for _round in range(rounds):
-        last = libbpf.test_run(prog_fd, frame, repeat=repeat)
-        durations.append(last.duration_ns)
-    elapsed = time.monotonic() - started
-    out = dict(first=first, last=last, durations=durations, elapsed_s=elapsed, runs=1 + repeat * rounds)
-    if cmap is None:
-        return out
-    after = cmap.read()[0]
-    try:
-        delta = ctr.totals(ctr.subtract(after, saved))
-    except ctr.CounterError as exc:
-        out.update(counters_restored=False, warning="counters not restored: %s" % exc.msg)
-        return out
-    out["counters_delta"] = delta
-    if restore:
-        cmap.write(saved)
-        out.update(counters_restored=True,
-                   live_packets_discarded=max(0, delta["seen"]["packets"] - out["runs"]))
-    return out
+from ansible_collections.xdplab.offload.plugins.module_utils.testrun import TESTRUN_DEFAULTS as D
+from ansible_collections.xdplab.offload.plugins.module_utils.testrun import TestrunError, time_program
 
 
 def main():
@@ -382,124 +269,33 @@ def main():
             netns=dict(type="str"),
             pin_path=dict(type="path"),
             program=dict(type="str"),
-            defines=dict(type="dict", default={}),
-            loader=dict(type="str", choices=["object", "bcc"], default="object"),
+            defines=dict(type="dict", default=D["defines"]),
+            loader=dict(type="str", choices=["object", "bcc"], default=D["loader"]),
             function=dict(type="str"),
-            bpf_dir=dict(type="path", default="/opt/xdplab/bpf"),
-            build_dir=dict(type="path", default="/var/cache/xdplab/bpf"),
-            clang=dict(type="str", default="clang"),
-            packet=dict(type="str", default="udp"),
+            bpf_dir=dict(type="path", default=D["bpf_dir"]),
+            build_dir=dict(type="path", default=D["build_dir"]),
+            clang=dict(type="str", default=D["clang"]),
+            packet=dict(type="str", default=D["packet"]),
             size=dict(type="int"),
-            qname=dict(type="str", default="example.com"),
+            qname=dict(type="str", default=D["qname"]),
             dst_ip=dict(type="str"),
-            repeat=dict(type="int", default=100000),
-            rounds=dict(type="int", default=5),
+            repeat=dict(type="int", default=D["repeat"]),
+            rounds=dict(type="int", default=D["rounds"]),
             cpu=dict(type="int"),
-            return_output=dict(type="bool", default=False),
-            restore_counters=dict(type="bool", default=True),
+            return_output=dict(type="bool", default=D["return_output"]),
+            restore_counters=dict(type="bool", default=D["restore_counters"]),
         ),
         required_one_of=[("interface", "pin_path", "program")],
         mutually_exclusive=[("program", "interface"), ("program", "pin_path")],
         required_by={"netns": "interface"},
         supports_check_mode=True,
     )
-    p = module.params
-    if not 1 <= p["repeat"] <= MAX_REPEAT:
-        module.fail_json(msg="repeat must be 1..%d, got %d" % (MAX_REPEAT, p["repeat"]), repeat=p["repeat"])
-    if not 1 <= p["rounds"] <= MAX_ROUNDS:
-        module.fail_json(msg="rounds must be 1..%d, got %d" % (MAX_ROUNDS, p["rounds"]), rounds=p["rounds"])
     try:
-        kind, frame = packets.build(p["packet"], p["size"], p["qname"], p["dst_ip"])
-    except packets.PacketError as exc:
-        module.fail_json(msg=exc.msg, packet=p["packet"], size=p["size"], dst_ip=p["dst_ip"])
-
-    pin_dir = None
-    try:
-        if p["interface"]:
-            safety.interface_name(p["interface"], "interface")
-        safety.netns_name(p["netns"], "netns")
-        if not p["program"]:
-            pin_dir = safety.strictly_under(p["pin_path"] or default_pin_path(p["interface"], p["netns"]),
-                                            PIN_ROOT, "pin_path" if p["pin_path"] else "interface")
-    except safety.UnsafeInput as exc:
-        module.fail_json(msg=exc.msg, option=exc.option, interface=p["interface"], netns=p["netns"],
-                         pin_path=p["pin_path"])
-    where = ""
-    if p["interface"]:
-        where = " (interface %s%s)" % (p["interface"], " in netns %s" % p["netns"] if p["netns"] else "")
-    facts = dict(pin_path=pin_dir, program=p["program"], interface=p["interface"], netns=p["netns"])
-
-    if module.check_mode:
-        try:
-            if p["cpu"] is not None:
-                set_cpu(p["cpu"], check_only=True)
-            result = planned(p, pin_dir, where, kind, frame)
-        except TestRunError as exc:
-            details = dict(facts)
-            details.update(exc.details)
-            module.fail_json(msg=exc.msg, **details)
-        result.update(facts)
-        module.exit_json(**result)
-
-    loaded = prog_fd = cmap = None
-    info = {}
-    try:
-        if p["cpu"] is not None:
-            set_cpu(p["cpu"])
-        if pin_dir:
-            prog_fd, info = open_pinned(pin_dir, where)
-            map_path = os.path.join(pin_dir, ctr.MAP_NAME)
-            if os.path.exists(map_path):
-                cmap = ctr.CounterMap(map_path)
-        else:
-            _source, loaded = load_program(p["program"], p["defines"], p["loader"], p["bpf_dir"], p["build_dir"],
-                                           p["clang"], p["function"])
-            prog_fd, info = loaded.prog_fd, loaded.info
-            if ctr.MAP_NAME in loaded.map_fds:
-                cmap = ctr.CounterMap(fd=loaded.map_fds[ctr.MAP_NAME], path="%s (fresh load)" % ctr.MAP_NAME)
-        res = run(prog_fd, frame, p["repeat"], p["rounds"], cmap, restore=bool(p["restore_counters"] and pin_dir))
-    except DeployError as exc:
-        details = dict(facts)
-        details.update(exc.details)
-        module.fail_json(msg=exc.msg, **details)
-    except (TestRunError, ctr.CounterError) as exc:
-        details = dict(facts)
-        details.update(exc.details)
-        module.fail_json(msg=exc.msg, **details)
-    except libbpf.BpfError as exc:
-        module.fail_json(msg="the test run of %s failed: %s" % (info.get("name") or "the program", exc.msg),
-                         errno=exc.errno, **facts)
-    finally:
-        if cmap is not None:
-            cmap.close()
-        if loaded is not None:
-            loaded.close()
-        elif prog_fd is not None:
-            os.close(prog_fd)
-
-    first, last = res["first"], res["last"]
-    result = dict(changed=False, ns_per_run=summarize(res["durations"]), retval=first.retval,
-                  verdict=verdict_name(first.retval), repeated_verdict=verdict_name(last.retval),
-                  packet=kind, packet_len=len(frame), packet_hex=frame.hex(), repeat=p["repeat"],
-                  rounds=p["rounds"], runs=res["runs"], elapsed_s=round(res["elapsed_s"], 6),
-                  prog={"id": info["id"], "tag": info["tag"], "name": info["name"]},
-                  counters_restored=bool(res.get("counters_restored")), cpu=p["cpu"])
-    for key in ("counters_delta", "live_packets_discarded"):
-        if key in res:
-            result[key] = res[key]
-    if p["return_output"]:
-        result["data_out_hex"] = first.data_out.hex()
-    if last.retval != first.retval:
-        module.warn("the program returned %s on the packet as given but %s on the later runs: it rewrites the "
-                    "frame in place and the kernel repeats a round on the rewritten frame, so ns_per_run "
-                    "measures the %s path" % (result["verdict"], result["repeated_verdict"],
-                                              result["repeated_verdict"]))
-    if res.get("warning"):
-        module.warn(res["warning"])
-    if res.get("live_packets_discarded"):
-        module.warn("restoring the counters discarded %d packets of live traffic counted during the test "
-                    "(set restore_counters: false to keep them)" % res["live_packets_discarded"])
-    result.update(facts)
+        result = time_program(module.params, module.check_mode)
+    except TestrunError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    for warning in result.pop("warnings"):
+        module.warn(warning)
     module.exit_json(**result)
 
 
