@@ -104,6 +104,7 @@ struct config {
 	int flows;		/* UDP source ports src_port .. src_port + flows - 1 */
 	bool steer;		/* spread flows over a veth peer's RX queues */
 	const char *progress_file;
+	double warmup;		/* s after the first frame before the window opens, < 0 = auto */
 	bool verbose;
 };
 
@@ -146,6 +147,7 @@ static struct config cfg = {
 	.batch = BATCH,
 	.flows = 1,
 	.steer = true,
+	.warmup = -1,
 };
 
 static uint8_t frame[MAX_SIZE];
@@ -194,6 +196,8 @@ static void usage(FILE *out)
 "      --flows N          spread frames over N UDP source ports from --src-port (default 1)\n"
 "      --no-steer         on a veth with several RX queues, do not steer flows over them\n"
 "      --progress-file PATH  append a JSON progress line about every second; removed at the end\n"
+"      --warmup SEC       the measuring window opens SEC after the first frame\n"
+"                         (default: a quarter of --duration, at most 0.5)\n"
 "  -v, --verbose          libbpf debug output on stderr\n"
 "  -h, --help\n"
 "\n"
@@ -261,7 +265,7 @@ static void parse_cpus(const char *s)
 enum {
 	OPT_IFINDEX = 256, OPT_SRC_MAC, OPT_DST_MAC, OPT_SRC_IP, OPT_DST_IP,
 	OPT_SRC_PORT, OPT_DST_PORT, OPT_DNS, OPT_QNAME, OPT_BATCH, OPT_BURST,
-	OPT_FLOWS, OPT_NO_STEER, OPT_PROGRESS,
+	OPT_FLOWS, OPT_NO_STEER, OPT_PROGRESS, OPT_WARMUP,
 };
 
 static void parse_args(int argc, char **argv)
@@ -288,6 +292,7 @@ static void parse_args(int argc, char **argv)
 		{"flows", required_argument, NULL, OPT_FLOWS},
 		{"no-steer", no_argument, NULL, OPT_NO_STEER},
 		{"progress-file", required_argument, NULL, OPT_PROGRESS},
+		{"warmup", required_argument, NULL, OPT_WARMUP},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{},
@@ -371,6 +376,11 @@ static void parse_args(int argc, char **argv)
 		case OPT_NO_STEER:
 			cfg.steer = false;
 			break;
+		case OPT_WARMUP:
+			cfg.warmup = parse_double(optarg, "--warmup");
+			if (cfg.warmup < 0)
+				die(2, "--warmup %s is negative", optarg);
+			break;
 		case OPT_PROGRESS:
 			if (!*optarg)
 				die(2, "--progress-file is empty");
@@ -395,6 +405,10 @@ static void parse_args(int argc, char **argv)
 		cfg.dst_port = 53;
 	if (cfg.dns && !cfg.src_port_given)
 		cfg.src_port = 40000;
+	if (cfg.warmup < 0)
+		cfg.warmup = cfg.duration / 4 < 0.5 ? cfg.duration / 4 : 0.5;
+	if (cfg.warmup >= cfg.duration)
+		die(2, "--warmup %g s leaves no window in --duration %g s", cfg.warmup, cfg.duration);
 	if (cfg.src_port + cfg.flows - 1 > 65535)
 		die(2, "--flows %d from --src-port %u goes past port 65535", cfg.flows, cfg.src_port);
 }
@@ -832,6 +846,63 @@ out:
 	return NULL;
 }
 
+/* ------------------------------------------------------------ the window */
+
+/* The measuring window: from cfg.warmup after the first frame to the moment
+ * the run is stopped (or paced threads are done), read by the main thread -
+ * frames sent and the device's counters, as a benchmark reads them around a
+ * steady stretch, without the start-up and the end. */
+static struct window {
+	int state;		/* 0 = not open yet, 1 = open, 2 = closed */
+	double t0, t1, first;	/* CLOCK_MONOTONIC s */
+	uint64_t sent0, sent1;
+	struct dev_counters dev0, dev1;
+} win;
+
+static uint64_t total_sent(struct thread_ctx *th, int n)
+{
+	uint64_t total = 0;
+
+	for (int i = 0; i < n; i++)
+		total += __atomic_load_n(&th[i].state->sent, __ATOMIC_RELAXED);
+	return total;
+}
+
+static void window_mark(struct thread_ctx *th, int n, int to)
+{
+	if (to == 1) {
+		win.dev0 = read_dev_counters();
+		win.sent0 = total_sent(th, n);
+		win.t0 = xl_now_mono();
+	} else {
+		win.t1 = xl_now_mono();
+		win.sent1 = total_sent(th, n);
+		win.dev1 = read_dev_counters();
+	}
+	win.state = to;
+}
+
+static void print_window(void)
+{
+	double secs = win.t1 - win.t0;
+
+	if (win.state != 2 || secs <= 0) {
+		printf("\"window\": null, ");
+		return;
+	}
+	printf("\"window\": {\"start_s\": %.6f, \"seconds\": %.6f, \"sent\": %llu, \"rate_pps\": %.1f",
+	       win.t0 - win.first, secs, (unsigned long long)(win.sent1 - win.sent0),
+	       (win.sent1 - win.sent0) / secs);
+	if (win.dev0.valid && win.dev1.valid) {
+		uint64_t xmit = win.dev1.xdp_xmit - win.dev0.xdp_xmit;
+
+		printf(", \"device_xdp_xmit\": %llu, \"device_xdp_xmit_errors\": %llu, \"delivered_pps\": %.1f",
+		       (unsigned long long)xmit,
+		       (unsigned long long)(win.dev1.xdp_xmit_errors - win.dev0.xdp_xmit_errors), xmit / secs);
+	}
+	printf("}, ");
+}
+
 /* ------------------------------------------------------------ progress */
 
 static FILE *progress;
@@ -956,6 +1027,8 @@ static void print_json(struct thread_ctx *th, int n, const char *signame,
 	       "\"late_restarts\": %llu, ", cfg.duration, w_last - w_first,
 	       (unsigned long long)calls, (unsigned long long)late);
 	printf("\"interrupted\": %s, ", signame ? "true" : "false");
+	printf("\"warmup_s\": %.3f, ", cfg.warmup);
+	print_window();
 	printf("\"flows\": %d, \"rx_queues\": %d, \"steering\": \"%s\", \"steered_queues\": [",
 	       cfg.flows, steer.rx_queues, steer.nqueues > 1 ? "cpumap" : "none");
 	for (int i = 0; i < steer.nqueues; i++)
@@ -1079,6 +1152,7 @@ int main(int argc, char **argv)
 					 * by as much as they may fall behind. */
 					deadline = first / 1e9 + cfg.duration +
 						   th[0].skel->rodata->cfg_slack_ns / 1e9;
+					win.first = first / 1e9;
 					started = true;
 					break;
 				}
@@ -1104,8 +1178,18 @@ int main(int argc, char **argv)
 			next_progress = now + 1.0;
 		}
 		left = deadline - xl_now_mono();
+		if (started && win.state == 0 && xl_now_mono() >= win.first + cfg.warmup)
+			window_mark(th, cfg.threads, 1);
 		if (left <= 0)
 			atomic_store(&stop_requested, 1);
+		if (win.state == 1) {
+			bool paced_done = cfg.rate > 0;
+
+			for (int i = 0; i < cfg.threads; i++)
+				paced_done = paced_done && sent(&th[i]) >= th[i].total;
+			if (atomic_load(&stop_requested) || paced_done)
+				window_mark(th, cfg.threads, 2);
+		}
 		/* SIGUSR1 ends a thread's call; it is re-sent every round until
 		 * the thread is out, as one that lands between two calls does
 		 * not end the next. Paced threads are done after their frames. */

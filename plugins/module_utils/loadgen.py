@@ -180,6 +180,7 @@ def normalize(params, cpu_count=None):
         raise LoadgenError("rate %.0f pps is above %.0f pps; give packets per second" % (rate, MAX_RATE))
 
     duration = check_duration(p.get("duration", 10), limits)
+    warmup = _warmup(p.get("warmup"), duration)
     if rate > 0:
         check_packets(rate * duration, limits, "rate x duration")
 
@@ -249,6 +250,7 @@ def normalize(params, cpu_count=None):
         "limits": limits,
         "flows": flows,
         "progress_file": progress_file,
+        "warmup": warmup,
     }
     spec.update(address_fields(p))
     return spec
@@ -270,6 +272,20 @@ def _flows(value, src_port, dns):
         raise LoadgenError("flows %d from source port %d would go past port 65535; give a lower src_port"
                            % (flows, first), option="flows")
     return flows
+
+
+def _warmup(value, duration):
+    """Seconds from the first frame to the measuring window (None: the generator's default)."""
+    if value is None:
+        return None
+    try:
+        warmup = float(value)
+    except (TypeError, ValueError):
+        raise LoadgenError("warmup %r is not a number of seconds" % (value,), option="warmup")
+    if math.isnan(warmup) or not 0 <= warmup < duration:
+        raise LoadgenError("warmup %s s is out of range; give 0 <= warmup < duration (%g s)" % (warmup, duration),
+                           option="warmup")
+    return warmup
 
 
 def progress_path(value, interface):
@@ -585,6 +601,8 @@ def xl_loadgen_argv(spec, binary):
         argv += ["--cpu", ",".join(str(c) for c in spec["cpus"])]
     if spec.get("flows", 1) > 1:
         argv += ["--flows", str(spec["flows"])]
+    if spec.get("warmup") is not None:
+        argv += ["--warmup", "%g" % spec["warmup"]]
     if spec.get("progress_file"):
         argv += ["--progress-file", spec["progress_file"]]
     argv += _common_frame_args(spec)
@@ -795,7 +813,7 @@ def summarize(spec, data):
     }
     result["flows"] = int(data.get("flows", spec.get("flows", 1)))
     for key in ("calls", "late_restarts", "wall_s", "cpu_s", "device_xdp_xmit", "device_xdp_xmit_errors",
-                "rx_queues", "steering", "steered_queues"):
+                "rx_queues", "steering", "steered_queues", "warmup_s", "window"):
         if key in data:
             result[key] = data[key]
     return result

@@ -154,6 +154,11 @@ options:
       - C(xl_loadgen) only.
     type: int
     default: 1
+  warmup:
+    description:
+      - C(xl_loadgen) - seconds from the first frame until its measuring window opens (RV(window)); the window
+        closes when the run is stopped. Default a quarter of O(duration), at most 0.5 s.
+    type: float
   progress_file:
     description:
       - Where C(xl_loadgen) writes its live progress lines (see the description), a file directly in
@@ -386,6 +391,22 @@ steered_queues:
   type: list
   elements: dict
   sample: [{queue: 0, cpu: 0}, {queue: 1, cpu: 1}]
+window:
+  description:
+    - "C(xl_loadgen): the run's steady stretch, measured as a benchmark measures it - from O(warmup) after the first frame
+      to the moment the run is stopped (start-up, first wake-ups of the receiver and the end left out): C(start_s)
+      (from the first frame), C(seconds), C(sent) and C(rate_pps) (frames the generator sent), C(device_xdp_xmit),
+      C(device_xdp_xmit_errors) and C(delivered_pps) (frames the interface queued to its peer - on a veth the frames
+      the receiver's NAPI takes, as the receiver's C(rx_packets) counts them - per second)."
+    - Null when the run ended before its window opened.
+  returned: when xl_loadgen reports it
+  type: dict
+  sample: {start_s: 0.5, seconds: 1.5, sent: 13500000, rate_pps: 9000000.0, device_xdp_xmit: 12400000,
+           device_xdp_xmit_errors: 1100000, delivered_pps: 8266666.7}
+warmup_s:
+  description: The warm-up before RV(window) opened, in seconds.
+  returned: when xl_loadgen reports it
+  type: float
 interface_stats:
   description:
     - Counters of O(interface) over the run - C(stats) (IFLA_STATS64 deltas, e.g. C(tx_packets), C(tx_dropped)),
@@ -598,6 +619,7 @@ def main():
             xdp_mode=dict(type="str", default="driver", choices=list(latency.XDP_MODES)),
             queue=dict(type="int", default=0),
             flows=dict(type="int", default=1),
+            warmup=dict(type="float"),
             progress_file=dict(type="str"),
         ),
         supports_check_mode=True,

@@ -302,3 +302,18 @@ def test_interface_stats_are_the_generator_ends_counters_over_the_run(wire, load
     assert stats["stats"]["tx_packets"] + stats["stats"]["tx_dropped"] == sent
     assert stats["driver_stats"]["tx_queue_0_xdp_xmit"] == stats["stats"]["tx_packets"] == result["device_xdp_xmit"]
     assert stats["driver_stats"]["tx_queue_0_xdp_xmit_errors"] == result["device_xdp_xmit_errors"]
+
+
+def test_window_is_the_steady_stretch_after_the_warmup(wire, loadgen_bin, objs):
+    made = wire.present()
+    wire.attach(objs["drop"])
+    result = wire.traffic(loadgen_bin, made["dut"]["mac"], duration=2)
+    window = result["window"]
+    print(window)
+    assert result["warmup_s"] == 0.5
+    # opened at the warm-up's end (the main thread looks every 10 ms), closed when the run was stopped
+    assert window["start_s"] == pytest.approx(0.5, abs=0.05)
+    assert window["seconds"] == pytest.approx(1.5, abs=0.1)
+    assert 0 < window["sent"] < result["packets_sent"]
+    assert window["device_xdp_xmit"] + window["device_xdp_xmit_errors"] == pytest.approx(window["sent"], rel=0.01)
+    assert window["delivered_pps"] == pytest.approx(window["device_xdp_xmit"] / window["seconds"])

@@ -714,3 +714,24 @@ def test_summary_carries_flows_and_the_steering_the_generator_reports():
     result = loadgen.summarize(spec(flows=64), data)
     assert result["flows"] == 64 and result["rx_queues"] == 2 and result["steering"] == "cpumap"
     assert result["steered_queues"][1] == {"queue": 1, "cpu": 1}
+
+
+@pytest.mark.parametrize("warmup, text", [(-1, "warmup -1.0 s is out of range"), (10, "warmup 10.0 s is out of range"),
+                                          ("soon", "warmup 'soon' is not a number")])
+def test_warmup_must_leave_a_window(warmup, text):
+    with pytest.raises(loadgen.LoadgenError) as err:
+        spec(warmup=warmup, duration=10)
+    assert err.value.msg.startswith(text) and err.value.details["option"] == "warmup"
+
+
+def test_warmup_is_passed_on_only_when_given():
+    assert "--warmup" not in loadgen.build_argv(spec())
+    argv = loadgen.build_argv(spec(warmup=0.25, duration=2))
+    assert argv[argv.index("--warmup") + 1] == "0.25"
+
+
+def test_summary_carries_the_window():
+    window = {"start_s": 0.5, "seconds": 1.5, "sent": 15, "rate_pps": 10.0, "device_xdp_xmit": 12,
+              "device_xdp_xmit_errors": 3, "delivered_pps": 8.0}
+    result = loadgen.summarize(spec(), {"packets_sent": 20, "duration_s": 2.0, "warmup_s": 0.5, "window": window})
+    assert result["window"] == window and result["warmup_s"] == 0.5
