@@ -51,6 +51,11 @@ not obvious):
 * throughput: ``sent_packets``, ``rate_pps`` (achieved offered rate),
   ``processed_packets``, ``processed_pps`` (packets/s the program saw),
   ``dropped_packets``, ``tx_packets``, ``lost_packets``;
+* zero-loss throughput (``measure: zero_loss``, RFC 2544 26.1): ``zero_loss_pps``
+  (the highest offered rate whose trial lost at most the tolerance), with
+  ``processed_pps`` from its overload trial beside it, and the search's
+  bounds ``zero_loss_low_pps``/``zero_loss_high_pps``; its trials
+  (``zero_loss_trials``, a list) are kept in the record, not aggregated;
 * cost: ``ns_per_run`` (BPF_PROG_TEST_RUN, the program alone),
   ``ns_per_packet`` (at the location; when absent the figures derive it as
   1e9 / processed_pps and say so);
@@ -158,11 +163,12 @@ PARAMETER_FIELDS = record.PARAMETER_FIELDS
 CARRIED_FIELDS = ("mode", "loader")
 # Column order of the well-known quantities; others follow alphabetically.
 QUANTITY_ORDER = ("sent_packets", "rate_pps", "processed_packets", "processed_pps",
+                  "zero_loss_pps", "zero_loss_low_pps", "zero_loss_high_pps",
                   "dropped_packets", "tx_packets", "passed_packets", "lost_packets",
                   "ns_per_run", "ns_per_packet")
 STATISTICS = ("median", "q1", "q3", "mean", "ci95_low", "ci95_high", "min", "max")
 # Quantities shown by default in the printed table (those present in a row).
-TABLE_QUANTITIES = ("processed_pps", "rate_pps", "ns_per_run", "ns_per_packet",
+TABLE_QUANTITIES = ("processed_pps", "zero_loss_pps", "rate_pps", "ns_per_run", "ns_per_packet",
                     "rtt_us_p50", "rtt_us_p99", "cpu_host_share", "cpu_vm_share")
 CSV_FLOAT_FORMAT = "%.12g"
 

@@ -53,7 +53,8 @@ options:
     description: Quantities shown in RV(rows) and RV(table) when a group has them (the CSV has all).
     type: list
     elements: str
-    default: [processed_pps, rate_pps, ns_per_run, ns_per_packet, rtt_us_p50, rtt_us_p99, cpu_host_share, cpu_vm_share]
+    default: [processed_pps, zero_loss_pps, rate_pps, ns_per_run, ns_per_packet, rtt_us_p50, rtt_us_p99,
+              cpu_host_share, cpu_vm_share]
 requirements:
   - pandas >= 2.2 (on the host the module runs on)
 notes:
