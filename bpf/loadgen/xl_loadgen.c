@@ -56,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -77,6 +78,7 @@
 #define BATCH 64
 #define PACED_SLACK_S 0.2	/* paced: how far behind a thread may catch up */
 #define SPIN_NS 50000		/* paced: longest busy-wait inside one program run */
+#define NICE_KEEP 100	/* --nice not given */
 #define ETH_HDR 14
 #define IP_HDR 20
 #define UDP_HDR 8
@@ -105,6 +107,7 @@ struct config {
 	bool steer;		/* spread flows over a veth peer's RX queues */
 	const char *progress_file;
 	double warmup;		/* s after the first frame before the window opens, < 0 = auto */
+	int nice;		/* scheduling priority of all threads, NICE_KEEP = inherited */
 	bool verbose;
 };
 
@@ -148,6 +151,7 @@ static struct config cfg = {
 	.flows = 1,
 	.steer = true,
 	.warmup = -1,
+	.nice = NICE_KEEP,
 };
 
 static uint8_t frame[MAX_SIZE];
@@ -196,6 +200,7 @@ static void usage(FILE *out)
 "      --flows N          spread frames over N UDP source ports from --src-port (default 1)\n"
 "      --no-steer         on a veth with several RX queues, do not steer flows over them\n"
 "      --progress-file PATH  append a JSON progress line about every second; removed at the end\n"
+"      --nice N           run at this priority, -20..19 (default: inherited)\n"
 "      --warmup SEC       the measuring window opens SEC after the first frame\n"
 "                         (default: a quarter of --duration, at most 0.5)\n"
 "  -v, --verbose          libbpf debug output on stderr\n"
@@ -265,7 +270,7 @@ static void parse_cpus(const char *s)
 enum {
 	OPT_IFINDEX = 256, OPT_SRC_MAC, OPT_DST_MAC, OPT_SRC_IP, OPT_DST_IP,
 	OPT_SRC_PORT, OPT_DST_PORT, OPT_DNS, OPT_QNAME, OPT_BATCH, OPT_BURST,
-	OPT_FLOWS, OPT_NO_STEER, OPT_PROGRESS, OPT_WARMUP,
+	OPT_FLOWS, OPT_NO_STEER, OPT_PROGRESS, OPT_WARMUP, OPT_NICE,
 };
 
 static void parse_args(int argc, char **argv)
@@ -293,6 +298,7 @@ static void parse_args(int argc, char **argv)
 		{"no-steer", no_argument, NULL, OPT_NO_STEER},
 		{"progress-file", required_argument, NULL, OPT_PROGRESS},
 		{"warmup", required_argument, NULL, OPT_WARMUP},
+		{"nice", required_argument, NULL, OPT_NICE},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{},
@@ -375,6 +381,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case OPT_NO_STEER:
 			cfg.steer = false;
+			break;
+		case OPT_NICE:
+			cfg.nice = (int)parse_long(optarg, -20, 19, "--nice");
 			break;
 		case OPT_WARMUP:
 			cfg.warmup = parse_double(optarg, "--warmup");
@@ -1028,6 +1037,8 @@ static void print_json(struct thread_ctx *th, int n, const char *signame,
 	       (unsigned long long)calls, (unsigned long long)late);
 	printf("\"interrupted\": %s, ", signame ? "true" : "false");
 	printf("\"warmup_s\": %.3f, ", cfg.warmup);
+	if (cfg.nice != NICE_KEEP)
+		printf("\"nice\": %d, ", cfg.nice);
 	print_window();
 	printf("\"flows\": %d, \"rx_queues\": %d, \"steering\": \"%s\", \"steered_queues\": [",
 	       cfg.flows, steer.rx_queues, steer.nqueues > 1 ? "cpumap" : "none");
@@ -1113,6 +1124,9 @@ int main(int argc, char **argv)
 
 	before = read_dev_counters();
 	progress_open();
+	/* threads inherit the priority of the thread that makes them */
+	if (cfg.nice != NICE_KEEP && setpriority(PRIO_PROCESS, 0, cfg.nice))
+		die(1, "cannot set the priority to nice %d: %s", cfg.nice, strerror(errno));
 	/* until the first frame went out; a run that never sends stops here */
 	deadline = xl_now_mono() + cfg.duration + 5.0;
 	for (int i = 0; i < cfg.threads; i++) {

@@ -251,6 +251,7 @@ def normalize(params, cpu_count=None):
         "flows": flows,
         "progress_file": progress_file,
         "warmup": warmup,
+        "nice": _nice(p.get("nice")),
     }
     spec.update(address_fields(p))
     return spec
@@ -272,6 +273,19 @@ def _flows(value, src_port, dns):
         raise LoadgenError("flows %d from source port %d would go past port 65535; give a lower src_port"
                            % (flows, first), option="flows")
     return flows
+
+
+def _nice(value):
+    """The generator's scheduling priority (nice -20..19), None = inherited."""
+    if value is None:
+        return None
+    try:
+        nice = int(value)
+    except (TypeError, ValueError):
+        raise LoadgenError("nice %r is not a priority -20..19" % (value,), option="nice")
+    if not -20 <= nice <= 19:
+        raise LoadgenError("nice %d is out of range (-20..19)" % nice, option="nice")
+    return nice
 
 
 def _warmup(value, duration):
@@ -603,6 +617,8 @@ def xl_loadgen_argv(spec, binary):
         argv += ["--flows", str(spec["flows"])]
     if spec.get("warmup") is not None:
         argv += ["--warmup", "%g" % spec["warmup"]]
+    if spec.get("nice") is not None:
+        argv += ["--nice", str(spec["nice"])]
     if spec.get("progress_file"):
         argv += ["--progress-file", spec["progress_file"]]
     argv += _common_frame_args(spec)

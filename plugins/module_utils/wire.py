@@ -256,6 +256,11 @@ def build_want(params, cpus):
             raise WireError("napi_cpu %d is not among the CPUs this host lets us use (%s)."
                             % (napi_cpu, ",".join(str(c) for c in sorted(cpus))),
                             napi_cpu=napi_cpu, cpus=sorted(cpus))
+    napi_nice = params.get("napi_nice")
+    if napi_nice is not None:
+        napi_nice = int(napi_nice)
+        if not -20 <= napi_nice <= 19:
+            raise WireError("napi_nice %d is outside -20..19." % napi_nice, napi_nice=napi_nice)
     tx_csum = bool(params.get("tx_checksum_offload", False))
 
     other = {"lg": "dut", "dut": "lg"}
@@ -275,6 +280,7 @@ def build_want(params, cpus):
             "napi_cpu": napi_cpu if side == "dut" else None,
             "napi_cpus": napi_cpus(napi_cpu, cpus, queues) if side == "dut" and napi_cpu is not None else None,
             "queues": queues,
+            "napi_nice": napi_nice if side == "dut" and threaded else None,
         })
     return want
 
@@ -403,12 +409,18 @@ def plan_side(side, want_side, cur):
     if gro_step is not None and not gro:
         steps.append(gro_step)
     cpus = want_side.get("napi_cpus")
+    nice = want_side.get("napi_nice")
     if threaded and cpus:
         threads = sorted(cur.get("napi") or [], key=_napi_order)
         if (len(threads) != len(cpus) or cur.get("queues", 1) != want_side["queues"]
-                or any(sorted(t.get("cpus") or []) != [cpu] for t, cpu in zip(threads, cpus))):
-            steps.append(_step(side, "pin_napi", "pin the NAPI thread(s) of %s to CPU %s"
-                               % (dev, ", ".join(str(c) for c in cpus)), cpus=cpus))
+                or any(sorted(t.get("cpus") or []) != [cpu] for t, cpu in zip(threads, cpus))
+                or (nice is not None and any(t.get("nice") != nice for t in threads))):
+            args = {"cpus": cpus}
+            if nice is not None:
+                args["nice"] = nice
+            steps.append(_step(side, "pin_napi", "pin the NAPI thread(s) of %s to CPU %s%s"
+                               % (dev, ", ".join(str(c) for c in cpus),
+                                  "" if nice is None else " at nice %d" % nice), **args))
     return steps
 
 
@@ -731,6 +743,13 @@ def _napi_threads_by_name(ifname):
     return found
 
 
+def _nice(pid):
+    try:
+        return os.getpriority(os.PRIO_PROCESS, pid)
+    except OSError:
+        return None
+
+
 def _with_cpus(threads):
     out = []
     for thread in threads:
@@ -741,7 +760,8 @@ def _with_cpus(threads):
             cpus = sorted(os.sched_getaffinity(pid))
         except OSError:
             continue
-        out.append({"pid": pid, "napi_id": thread.get("napi_id"), "name": _comm(pid), "cpus": cpus})
+        out.append({"pid": pid, "napi_id": thread.get("napi_id"), "name": _comm(pid), "cpus": cpus,
+                    "nice": _nice(pid)})
     return sorted(out, key=lambda t: t["pid"])
 
 
@@ -905,6 +925,8 @@ def _apply_step(want, step, created):
                 netns=w["netns"], interface=w["interface"])
         for thread, cpu in zip(threads, args["cpus"]):
             os.sched_setaffinity(thread["pid"], {cpu})
+            if args.get("nice") is not None:
+                os.setpriority(os.PRIO_PROCESS, thread["pid"], args["nice"])
     elif action == "delete_veth":
         with _ipr(w["netns"]) as ipr:
             ipr.link("del", index=_index(ipr, w["interface"]))

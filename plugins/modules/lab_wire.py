@@ -106,6 +106,14 @@ options:
         (two queues on CPUs 0 and 1 with the default - queue 0 on CPU 1, queue 1 on CPU 0).
       - Only used with O(threaded_napi=true).
     type: int
+  napi_nice:
+    description:
+      - Scheduling priority (nice, -20 to 19) of the DUT end's NAPI thread(s); default left as the kernel made them (0).
+      - Threaded NAPI runs as an ordinary thread, where a NIC's NAPI runs in softirq context ahead of every process;
+        V(-20) gives it back that precedence over the orchestration and other work on a small machine. Other work on
+        the same CPU (an AF_XDP worker) then gets little of it.
+      - Only used with O(threaded_napi=true).
+    type: int
   queues:
     description:
       - RX and TX queues of both ends (veth C(numrxqueues)/C(numtxqueues), then C(ethtool -L)); the DUT end gets
@@ -199,7 +207,7 @@ dut:
       type: list
       elements: dict
       returned: always
-      sample: [{"pid": 4283, "napi_id": 8193, "name": "napi/xl-dut0-81", "cpus": [1]}]
+      sample: [{"pid": 4283, "napi_id": 8193, "name": "napi/xl-dut0-81", "cpus": [1], "nice": 0}]
 """
 
 import os
@@ -226,6 +234,7 @@ def argument_spec():
         threaded_napi=dict(type="bool", default=True),
         napi_cpu=dict(type="int"),
         queues=dict(type="int", default=1),
+        napi_nice=dict(type="int"),
     )
 
 

@@ -154,6 +154,14 @@ options:
       - C(xl_loadgen) only.
     type: int
     default: 1
+  nice:
+    description:
+      - C(xl_loadgen) - scheduling priority (nice, -20 to 19) of all the generator's threads; default inherited (an
+        C(ansible-playbook) run under C(nice -n 10) passes 10 on, and a nice-10 generator gets about a tenth of a CPU
+        that anything at nice 0 also wants).
+      - A generator at V(-20) keeps its CPU against the orchestration and other work on a small machine, as one of its
+        own would; paced runs busy-wait, so pin it (O(cpu)).
+    type: int
   warmup:
     description:
       - C(xl_loadgen) - seconds from the first frame until its measuring window opens (RV(window)); the window
@@ -620,6 +628,7 @@ def main():
             queue=dict(type="int", default=0),
             flows=dict(type="int", default=1),
             warmup=dict(type="float"),
+            nice=dict(type="int"),
             progress_file=dict(type="str"),
         ),
         supports_check_mode=True,

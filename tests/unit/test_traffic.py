@@ -735,3 +735,13 @@ def test_summary_carries_the_window():
               "device_xdp_xmit_errors": 3, "delivered_pps": 8.0}
     result = loadgen.summarize(spec(), {"packets_sent": 20, "duration_s": 2.0, "warmup_s": 0.5, "window": window})
     assert result["window"] == window and result["warmup_s"] == 0.5
+
+
+def test_nice_is_bounded_and_passed_on_only_when_given():
+    assert "--nice" not in loadgen.build_argv(spec())
+    argv = loadgen.build_argv(spec(nice=-20))
+    assert argv[argv.index("--nice") + 1] == "-20"
+    for bad in (-21, 20, "high"):
+        with pytest.raises(loadgen.LoadgenError) as err:
+            spec(nice=bad)
+        assert err.value.details["option"] == "nice"

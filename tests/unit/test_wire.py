@@ -515,3 +515,17 @@ def test_two_queues_each_pinned_where_wanted_is_converged():
     assert wire.plan_present(want, have) == []
     have["dut"]["link"]["napi"][0]["cpus"] = [1]
     assert actions(wire.plan_present(want, have)) == [("dut", "pin_napi")]
+
+
+def test_napi_nice_is_left_alone_unless_given_and_then_set_with_the_pinning():
+    want = wire.build_want(params(), CPUS)
+    have = converged_have(want)
+    have["dut"]["link"]["napi"][0]["nice"] = 0
+    assert wire.plan_present(want, have) == []
+    want = wire.build_want(params(napi_nice=-20), CPUS)
+    (step,) = wire.plan_present(want, have)
+    assert step["action"] == "pin_napi" and step["args"] == {"cpus": [1], "nice": -20}
+    have["dut"]["link"]["napi"][0]["nice"] = -20
+    assert wire.plan_present(want, have) == []
+    with pytest.raises(WireError, match="napi_nice -21 is outside"):
+        wire.build_want(params(napi_nice=-21), CPUS)
