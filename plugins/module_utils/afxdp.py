@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The AF_XDP worker (bpf/afxdp/xl-afxdp): settings, state files, start and stop.
 
-The afxdp_worker module is a want -> have -> change skeleton over this file.
+The afxdp_worker module is a thin wrapper over ``ensure_started``/``ensure_stopped`` at the end of this file.
 
 * Pure parts (unit-tested without root): ``validate``, ``want_settings``,
   ``worker_argv``, ``parse_proc_stat``, ``same_worker``, ``summarize``,
@@ -532,3 +532,279 @@ def remove_stale_program(netns, interface, have, proc="/proc"):
                          "(redirect program id %d, held by pid %s); stop that process first"
                          % (where, have["prog_id"], ", ".join(str(p) for p in holders) or "unknown"),
                          errno=errno.EBUSY, holders=holders, prog_id=have["prog_id"])
+
+
+# ------------------------------------------------ the afxdp_worker module's work
+
+# The afxdp_worker module's options and their defaults (None: not given).
+WORKER_DEFAULTS = {
+    "netns": None,
+    "program": None,
+    "defines": {},
+    "binary": None,
+    "queue": 0,
+    "xdp_mode": "driver",
+    "copy_mode": "auto",
+    "need_wakeup": True,
+    "busy_poll": False,
+    "batch_size": 64,
+    "cpu": None,
+    "ring_size": 2048,
+    "attach": "link",
+    "bpf_dir": "/opt/xdplab/bpf",
+    "build_dir": "/var/cache/xdplab/bpf",
+    "state_root": STATE_ROOT,
+    "cc": "cc",
+    "clang": "clang",
+    "start_timeout": 15.0,
+    "stop_timeout": 10.0,
+}
+
+
+def worker_common(params):
+    """The options every afxdp_worker result and failure repeats."""
+    return dict((key, params.get(key, WORKER_DEFAULTS.get(key))) for key in (
+        "interface", "netns", "queue", "copy_mode", "need_wakeup", "busy_poll", "batch_size", "cpu", "attach"))
+
+
+def _where(p):
+    return "%s in namespace %s" % (p["interface"], p["netns"]) if p["netns"] else p["interface"]
+
+
+def _foreign_program_error(p, have_xdp):
+    return AfxdpError(
+        "%s already has an XDP program attached (id %s, name %s, %s mode); detach it first (for example with "
+        "xdplab.offload.xdp_program state=detached): the AF_XDP worker attaches its own redirect program"
+        % (_where(p), have_xdp["prog_id"], have_xdp["name"] or "unknown", have_xdp["mode"]),
+        errno=errno.EBUSY, prog_id=have_xdp["prog_id"])
+
+
+def _check_stale(p, have_xdp, live_prog_id):
+    """Id of a stale redirect program to remove (None if there is none); AfxdpError if it is someone's."""
+    if not is_worker_program(have_xdp) or have_xdp["prog_id"] == live_prog_id:
+        return None
+    holders = link_holders(have_xdp["prog_id"])
+    if holders:
+        raise AfxdpError(
+            "%s is already served by another AF_XDP worker that this module did not start (redirect program id %d, "
+            "pid %s); stop that process first" % (_where(p), have_xdp["prog_id"], ", ".join(map(str, holders))),
+            errno=errno.EBUSY, holders=holders, prog_id=have_xdp["prog_id"])
+    return have_xdp["prog_id"]
+
+
+def _view(summary):
+    keys = ("pid", "location", "bind_mode", "fallback", "prog_id", "counters", "kernel_counters", "xsk_stats",
+            "tx_completed", "cpu_ns", "elapsed_s")
+    return dict((k, summary.get(k)) for k in keys)
+
+
+def _crash_error(p, sdir, record, stats, cleaned):
+    """AfxdpError for a recorded worker whose process is gone: state crashed, its log's tail, its last counters."""
+    stats = stats or {}
+    last_words = stats.get("error")
+    tail = log_tail(os.path.join(sdir, LOG_FILE))
+    if cleaned:
+        then = ("its state directory and any redirect program it left were removed; counters are the last ones it "
+                "wrote (not final)")
+    else:
+        then = "nothing was changed: stop it (state=stopped) to clean up and keep its last counters, then start again"
+    details = dict(_view(summarize(stats)), state="crashed", crashed=True, final=False,
+                   pid=record.get("pid"), worker_log=tail)
+    return AfxdpError("the AF_XDP worker serving %s (pid %s) has crashed: its process is gone while its state "
+                            "says it should run%s; %s (see worker_log)"
+                            % (_where(p), record.get("pid"), " (its last error: %s)" % last_words if last_words else "",
+                               then), **details)
+
+
+def _prebuilt_unverified(p, record):
+    """Check mode's view of O(binary): its digest only (running its --info is not allowed in check mode).
+
+    The recorded worker's settings tell what a binary with the same digest runs
+    (they were checked against its --info when it started). Returns (program,
+    defines, build key, whether program and defines are known).
+    """
+    check_executable(p["binary"])
+    key = "binary:" + file_digest(p["binary"])
+    settings = (record or {}).get("settings") or {}
+    if settings.get("build_key") != key:
+        return p["program"], p["defines"], key, False
+    if p["program"] and p["program"] != settings.get("program"):
+        raise AfxdpError("the prebuilt worker %s runs program %s, not %s"
+                               % (p["binary"], settings.get("program"), p["program"]), binary=p["binary"])
+    have_defines = settings.get("defines") or {}
+    if p["defines"] and normalized_defines(p["defines"]) != have_defines:
+        raise AfxdpError("the prebuilt worker %s was built with defines %s, not %s"
+                               % (p["binary"], programs.worker_defines_text(have_defines) or "(none)",
+                                  programs.worker_defines_text(p["defines"])), binary=p["binary"])
+    return settings.get("program"), have_defines, key, True
+
+
+def _prebuilt(p):
+    """(program name, defines, build key) of the prebuilt worker O(binary), checked against the parameters."""
+    info = prebuilt_info(p["binary"])
+    have_defines = normalized_defines(parse_defines_text(info.get("defines")))
+    if p["program"] and p["program"] != info["program"]:
+        raise AfxdpError("the prebuilt worker %s runs program %s, not %s"
+                               % (p["binary"], info["program"], p["program"]), binary=p["binary"])
+    if p["defines"] and normalized_defines(p["defines"]) != have_defines:
+        raise AfxdpError("the prebuilt worker %s was built with defines %s, not %s"
+                               % (p["binary"], info.get("defines") or "(none)",
+                                  programs.worker_defines_text(p["defines"])), binary=p["binary"])
+    return info["program"], have_defines, "binary:" + info["digest"]
+
+
+def _started(p, root, sdir, have_state, have_xdp, check_mode):
+    record, alive = have_state["record"], have_state["alive"]
+    if record and not alive:
+        raise _crash_error(p, sdir, record, have_state["stats"], cleaned=False)
+    binary_checked = True
+    if p["binary"] and check_mode:
+        name, defines, key, binary_checked = _prebuilt_unverified(p, record)
+        wp = None
+    elif p["binary"]:
+        name, defines, key = _prebuilt(p)
+        wp = None
+    else:
+        wp = programs.resolve_worker_program(p["program"], p["bpf_dir"])
+        name, defines = wp.name, p["defines"]
+        key = programs.worker_build_key(wp, defines, p["bpf_dir"], p["cc"], p["clang"])
+    want = want_settings(dict(p, program=p["program"] or name, defines=defines), key)
+    before = record.get("settings") if record and alive else None
+    result = dict(state_dir=sdir, xdp_mode=p["xdp_mode"], stale_program_removed=None,
+                  program=name, defines=want["defines"], warnings=[])
+
+    if same_worker(want, record, alive, have_xdp["prog_id"]):
+        result.update(_view(summarize(have_state["stats"])), changed=False, binary=record.get("binary"),
+                      stats_file=record.get("stats_file"))
+        return result
+    if have_xdp["prog_id"] and not is_worker_program(have_xdp):
+        raise _foreign_program_error(p, have_xdp)
+    stale = _check_stale(p, have_xdp, record.get("prog_id") if record and alive else None)
+    result.update(changed=True, diff=diff(before, want))
+    if check_mode:
+        result.update(_view(summarize(None)), pid=None)
+        if p["binary"]:
+            result["binary_checked"] = binary_checked
+        return result
+
+    if wp is None:
+        binary = p["binary"]
+    else:
+        binary = programs.build_worker(wp, p["defines"], p["bpf_dir"], p["build_dir"], p["cc"], p["clang"])[0]
+    if record and alive:
+        stats, final, killed = stop(record, sdir, p["stop_timeout"])
+        result["replaced"] = dict(_view(summarize(stats)), final=final, killed=killed)
+        have_xdp = wait_released(p["netns"], p["interface"], record.get("prog_id"))
+        stale = _check_stale(p, have_xdp, None)
+    if stale:
+        remove_stale_program(p["netns"], p["interface"], have_xdp)
+        result["stale_program_removed"] = stale
+    remove_state(sdir, root)
+    record, stats = start(binary, want, sdir, p["start_timeout"], root=root)
+    summary = summarize(stats)
+    if summary["fallback"]:
+        result["warnings"].append(summary["fallback"])
+    result.update(_view(summary), binary=binary, stats_file=record["stats_file"])
+    return result
+
+
+def _stopped(p, root, sdir, have_state, have_xdp, check_mode):
+    record, alive = have_state["record"], have_state["alive"]
+    result = dict(state_dir=sdir, xdp_mode=None, final=False, crashed=bool(record) and not alive,
+                  stale_program_removed=None, changed=False, warnings=[])
+    result.update(_view(summarize(have_state["stats"] if record else None)))
+    if record:
+        result["xdp_mode"] = record.get("settings", {}).get("xdp_mode")
+        result["pid"] = record.get("pid")
+    stale = None
+    if have_xdp is not None:
+        stale = _check_stale(p, have_xdp, record.get("prog_id") if record and alive else None)
+    if not (record or stale or os.path.isdir(sdir)):
+        result["pid"] = None
+        return result
+    result["changed"] = True
+    result["diff"] = diff(record.get("settings") if record and alive else None, None)
+    if check_mode:
+        if record and not alive:
+            raise _crash_error(p, sdir, record, have_state["stats"], cleaned=False)
+        return result
+    if record and alive:
+        stats, final, killed = stop(record, sdir, p["stop_timeout"])
+        result.update(_view(summarize(stats)), final=final, killed=killed)
+        result["pid"] = record.get("pid")
+    elif record:
+        stats = have_state["stats"]
+        result["final"] = bool(stats) and stats.get("status") in ("stopped", "failed")
+    if have_xdp is not None:
+        try:
+            have_xdp = attached_program(p["netns"], p["interface"])
+        except xdp.XdpError:
+            have_xdp = None
+    if have_xdp is not None and _check_stale(p, have_xdp, None):
+        remove_stale_program(p["netns"], p["interface"], have_xdp)
+        result["stale_program_removed"] = have_xdp["prog_id"]
+    if record and not alive:
+        crash = _crash_error(p, sdir, record, have_state["stats"], cleaned=True)
+        crash.details["stale_program_removed"] = result["stale_program_removed"]
+        remove_state(sdir, root)
+        raise crash
+    remove_state(sdir, root)
+    return result
+
+
+def _with_defaults(params):
+    """``params`` over WORKER_DEFAULTS (None counts as not given, as in Ansible)."""
+    p = dict(WORKER_DEFAULTS, defines={})
+    p.update((key, value) for key, value in params.items() if value is not None)
+    return p
+
+
+def _ensure(params, state, check_mode):
+    """What the afxdp_worker module does between parsing its options and exiting.
+
+    AfxdpError's details are the module's complete failure details (with the
+    common options and the state directory or root); programs.BuildError,
+    programs.ProgramError and xdp.XdpError pass as they are (the caller adds
+    worker_common()).
+    """
+    p = _with_defaults(params)
+    common = worker_common(p)
+    try:
+        root, sdir = confined_state_dir(p["interface"], p["netns"], p["state_root"])
+    except AfxdpError as exc:
+        raise AfxdpError(exc.msg, state_root=p["state_root"], **dict(common, **exc.details))
+    try:
+        have_state = load_state(sdir)
+        if state == "started":
+            if not (p["program"] or p["binary"]):
+                raise AfxdpError("state is started but any of the following are missing: program, binary")
+            validate(p, os.cpu_count() or 1)
+            have_xdp = attached_program(p["netns"], p["interface"])
+            result = _started(p, root, sdir, have_state, have_xdp, check_mode)
+        else:
+            try:
+                have_xdp = attached_program(p["netns"], p["interface"])
+            except xdp.XdpError as exc:
+                if exc.errno not in (errno.ENODEV, errno.ENOENT):
+                    raise
+                have_xdp = None  # the wire is gone; still stop the worker and clean up
+            result = _stopped(p, root, sdir, have_state, have_xdp, check_mode)
+    except AfxdpError as exc:
+        raise AfxdpError(exc.msg, state_dir=sdir, **dict(common, **exc.details))
+    result.update(common)
+    return result
+
+
+def ensure_started(params, check_mode=False):
+    """Make the worker ``params`` describes (the afxdp_worker module's options) serve its interface.
+
+    Returns the module's result, with ``warnings`` (messages for the caller to
+    show); raises AfxdpError, programs.BuildError, programs.ProgramError or
+    xdp.XdpError. Check mode starts, stops, builds and removes nothing.
+    """
+    return _ensure(params, "started", check_mode)
+
+
+def ensure_stopped(params, check_mode=False):
+    """Stop the interface's worker, keep its final counters and clean up (see ensure_started)."""
+    return _ensure(params, "stopped", check_mode)

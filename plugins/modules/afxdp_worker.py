@@ -328,199 +328,9 @@ compiler_output:
   type: str
 '''
 
-import errno
-import os
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.xdplab.offload.plugins.module_utils import afxdp, programs, xdp
-
-
-def _where(p):
-    return "%s in namespace %s" % (p["interface"], p["netns"]) if p["netns"] else p["interface"]
-
-
-def _foreign_program_error(p, have_xdp):
-    return afxdp.AfxdpError(
-        "%s already has an XDP program attached (id %s, name %s, %s mode); detach it first (for example with "
-        "xdplab.offload.xdp_program state=detached): the AF_XDP worker attaches its own redirect program"
-        % (_where(p), have_xdp["prog_id"], have_xdp["name"] or "unknown", have_xdp["mode"]),
-        errno=errno.EBUSY, prog_id=have_xdp["prog_id"])
-
-
-def _check_stale(p, have_xdp, live_prog_id):
-    """Id of a stale redirect program to remove (None if there is none); AfxdpError if it is someone's."""
-    if not afxdp.is_worker_program(have_xdp) or have_xdp["prog_id"] == live_prog_id:
-        return None
-    holders = afxdp.link_holders(have_xdp["prog_id"])
-    if holders:
-        raise afxdp.AfxdpError(
-            "%s is already served by another AF_XDP worker that this module did not start (redirect program id %d, "
-            "pid %s); stop that process first" % (_where(p), have_xdp["prog_id"], ", ".join(map(str, holders))),
-            errno=errno.EBUSY, holders=holders, prog_id=have_xdp["prog_id"])
-    return have_xdp["prog_id"]
-
-
-def _view(summary):
-    keys = ("pid", "location", "bind_mode", "fallback", "prog_id", "counters", "kernel_counters", "xsk_stats",
-            "tx_completed", "cpu_ns", "elapsed_s")
-    return dict((k, summary.get(k)) for k in keys)
-
-
-def _crash_error(p, sdir, record, stats, cleaned):
-    """AfxdpError for a recorded worker whose process is gone: state crashed, its log's tail, its last counters."""
-    stats = stats or {}
-    last_words = stats.get("error")
-    tail = afxdp.log_tail(os.path.join(sdir, afxdp.LOG_FILE))
-    if cleaned:
-        then = ("its state directory and any redirect program it left were removed; counters are the last ones it "
-                "wrote (not final)")
-    else:
-        then = "nothing was changed: stop it (state=stopped) to clean up and keep its last counters, then start again"
-    details = dict(_view(afxdp.summarize(stats)), state="crashed", crashed=True, final=False,
-                   pid=record.get("pid"), worker_log=tail)
-    return afxdp.AfxdpError("the AF_XDP worker serving %s (pid %s) has crashed: its process is gone while its state "
-                            "says it should run%s; %s (see worker_log)"
-                            % (_where(p), record.get("pid"), " (its last error: %s)" % last_words if last_words else "",
-                               then), **details)
-
-
-def _prebuilt_unverified(p, record):
-    """Check mode's view of O(binary): its digest only (running its --info is not allowed in check mode).
-
-    The recorded worker's settings tell what a binary with the same digest runs
-    (they were checked against its --info when it started). Returns (program,
-    defines, build key, whether program and defines are known).
-    """
-    afxdp.check_executable(p["binary"])
-    key = "binary:" + afxdp.file_digest(p["binary"])
-    settings = (record or {}).get("settings") or {}
-    if settings.get("build_key") != key:
-        return p["program"], p["defines"], key, False
-    if p["program"] and p["program"] != settings.get("program"):
-        raise afxdp.AfxdpError("the prebuilt worker %s runs program %s, not %s"
-                               % (p["binary"], settings.get("program"), p["program"]), binary=p["binary"])
-    have_defines = settings.get("defines") or {}
-    if p["defines"] and afxdp.normalized_defines(p["defines"]) != have_defines:
-        raise afxdp.AfxdpError("the prebuilt worker %s was built with defines %s, not %s"
-                               % (p["binary"], programs.worker_defines_text(have_defines) or "(none)",
-                                  programs.worker_defines_text(p["defines"])), binary=p["binary"])
-    return settings.get("program"), have_defines, key, True
-
-
-def _prebuilt(p):
-    """(program name, defines, build key) of the prebuilt worker O(binary), checked against the parameters."""
-    info = afxdp.prebuilt_info(p["binary"])
-    have_defines = afxdp.normalized_defines(afxdp.parse_defines_text(info.get("defines")))
-    if p["program"] and p["program"] != info["program"]:
-        raise afxdp.AfxdpError("the prebuilt worker %s runs program %s, not %s"
-                               % (p["binary"], info["program"], p["program"]), binary=p["binary"])
-    if p["defines"] and afxdp.normalized_defines(p["defines"]) != have_defines:
-        raise afxdp.AfxdpError("the prebuilt worker %s was built with defines %s, not %s"
-                               % (p["binary"], info.get("defines") or "(none)",
-                                  programs.worker_defines_text(p["defines"])), binary=p["binary"])
-    return info["program"], have_defines, "binary:" + info["digest"]
-
-
-def _started(module, root, sdir, have_state, have_xdp):
-    p = module.params
-    record, alive = have_state["record"], have_state["alive"]
-    if record and not alive:
-        raise _crash_error(p, sdir, record, have_state["stats"], cleaned=False)
-    binary_checked = True
-    if p["binary"] and module.check_mode:
-        name, defines, key, binary_checked = _prebuilt_unverified(p, record)
-        wp = None
-    elif p["binary"]:
-        name, defines, key = _prebuilt(p)
-        wp = None
-    else:
-        wp = programs.resolve_worker_program(p["program"], p["bpf_dir"])
-        name, defines = wp.name, p["defines"]
-        key = programs.worker_build_key(wp, defines, p["bpf_dir"], p["cc"], p["clang"])
-    want = afxdp.want_settings(dict(p, program=p["program"] or name, defines=defines), key)
-    before = record.get("settings") if record and alive else None
-    result = dict(state_dir=sdir, xdp_mode=p["xdp_mode"], stale_program_removed=None,
-                  program=name, defines=want["defines"])
-
-    if afxdp.same_worker(want, record, alive, have_xdp["prog_id"]):
-        result.update(_view(afxdp.summarize(have_state["stats"])), changed=False, binary=record.get("binary"),
-                      stats_file=record.get("stats_file"))
-        return result
-    if have_xdp["prog_id"] and not afxdp.is_worker_program(have_xdp):
-        raise _foreign_program_error(p, have_xdp)
-    stale = _check_stale(p, have_xdp, record.get("prog_id") if record and alive else None)
-    result.update(changed=True, diff=afxdp.diff(before, want))
-    if module.check_mode:
-        result.update(_view(afxdp.summarize(None)), pid=None)
-        if p["binary"]:
-            result["binary_checked"] = binary_checked
-        return result
-
-    if wp is None:
-        binary = p["binary"]
-    else:
-        binary = programs.build_worker(wp, p["defines"], p["bpf_dir"], p["build_dir"], p["cc"], p["clang"])[0]
-    if record and alive:
-        stats, final, killed = afxdp.stop(record, sdir, p["stop_timeout"])
-        result["replaced"] = dict(_view(afxdp.summarize(stats)), final=final, killed=killed)
-        have_xdp = afxdp.wait_released(p["netns"], p["interface"], record.get("prog_id"))
-        stale = _check_stale(p, have_xdp, None)
-    if stale:
-        afxdp.remove_stale_program(p["netns"], p["interface"], have_xdp)
-        result["stale_program_removed"] = stale
-    afxdp.remove_state(sdir, root)
-    record, stats = afxdp.start(binary, want, sdir, p["start_timeout"], root=root)
-    summary = afxdp.summarize(stats)
-    if summary["fallback"]:
-        module.warn(summary["fallback"])
-    result.update(_view(summary), binary=binary, stats_file=record["stats_file"])
-    return result
-
-
-def _stopped(module, root, sdir, have_state, have_xdp):
-    p = module.params
-    record, alive = have_state["record"], have_state["alive"]
-    result = dict(state_dir=sdir, xdp_mode=None, final=False, crashed=bool(record) and not alive,
-                  stale_program_removed=None, changed=False)
-    result.update(_view(afxdp.summarize(have_state["stats"] if record else None)))
-    if record:
-        result["xdp_mode"] = record.get("settings", {}).get("xdp_mode")
-        result["pid"] = record.get("pid")
-    stale = None
-    if have_xdp is not None:
-        stale = _check_stale(p, have_xdp, record.get("prog_id") if record and alive else None)
-    if not (record or stale or os.path.isdir(sdir)):
-        result["pid"] = None
-        return result
-    result["changed"] = True
-    result["diff"] = afxdp.diff(record.get("settings") if record and alive else None, None)
-    if module.check_mode:
-        if record and not alive:
-            raise _crash_error(p, sdir, record, have_state["stats"], cleaned=False)
-        return result
-    if record and alive:
-        stats, final, killed = afxdp.stop(record, sdir, p["stop_timeout"])
-        result.update(_view(afxdp.summarize(stats)), final=final, killed=killed)
-        result["pid"] = record.get("pid")
-    elif record:
-        stats = have_state["stats"]
-        result["final"] = bool(stats) and stats.get("status") in ("stopped", "failed")
-    if have_xdp is not None:
-        try:
-            have_xdp = afxdp.attached_program(p["netns"], p["interface"])
-        except xdp.XdpError:
-            have_xdp = None
-    if have_xdp is not None and _check_stale(p, have_xdp, None):
-        afxdp.remove_stale_program(p["netns"], p["interface"], have_xdp)
-        result["stale_program_removed"] = have_xdp["prog_id"]
-    if record and not alive:
-        crash = _crash_error(p, sdir, record, have_state["stats"], cleaned=True)
-        crash.details["stale_program_removed"] = result["stale_program_removed"]
-        afxdp.remove_state(sdir, root)
-        raise crash
-    afxdp.remove_state(sdir, root)
-    return result
 
 
 def main():
@@ -530,24 +340,24 @@ def main():
             interface=dict(type="str", required=True),
             netns=dict(type="str"),
             program=dict(type="str"),
-            defines=dict(type="dict", default={}),
+            defines=dict(type="dict", default=afxdp.WORKER_DEFAULTS["defines"]),
             binary=dict(type="path"),
-            queue=dict(type="int", default=0),
-            xdp_mode=dict(type="str", choices=["driver", "generic"], default="driver"),
-            copy_mode=dict(type="str", choices=["auto", "copy", "zerocopy"], default="auto"),
-            need_wakeup=dict(type="bool", default=True),
-            busy_poll=dict(type="bool", default=False),
-            batch_size=dict(type="int", default=64),
+            queue=dict(type="int", default=afxdp.WORKER_DEFAULTS["queue"]),
+            xdp_mode=dict(type="str", choices=["driver", "generic"], default=afxdp.WORKER_DEFAULTS["xdp_mode"]),
+            copy_mode=dict(type="str", choices=["auto", "copy", "zerocopy"], default=afxdp.WORKER_DEFAULTS["copy_mode"]),
+            need_wakeup=dict(type="bool", default=afxdp.WORKER_DEFAULTS["need_wakeup"]),
+            busy_poll=dict(type="bool", default=afxdp.WORKER_DEFAULTS["busy_poll"]),
+            batch_size=dict(type="int", default=afxdp.WORKER_DEFAULTS["batch_size"]),
             cpu=dict(type="int"),
-            ring_size=dict(type="int", default=2048),
-            attach=dict(type="str", choices=["link", "netlink"], default="link"),
-            bpf_dir=dict(type="path", default="/opt/xdplab/bpf"),
-            build_dir=dict(type="path", default="/var/cache/xdplab/bpf"),
-            state_root=dict(type="path", default=afxdp.STATE_ROOT),
-            cc=dict(type="str", default="cc"),
-            clang=dict(type="str", default="clang"),
-            start_timeout=dict(type="float", default=15.0),
-            stop_timeout=dict(type="float", default=10.0),
+            ring_size=dict(type="int", default=afxdp.WORKER_DEFAULTS["ring_size"]),
+            attach=dict(type="str", choices=["link", "netlink"], default=afxdp.WORKER_DEFAULTS["attach"]),
+            bpf_dir=dict(type="path", default=afxdp.WORKER_DEFAULTS["bpf_dir"]),
+            build_dir=dict(type="path", default=afxdp.WORKER_DEFAULTS["build_dir"]),
+            state_root=dict(type="path", default=afxdp.WORKER_DEFAULTS["state_root"]),
+            cc=dict(type="str", default=afxdp.WORKER_DEFAULTS["cc"]),
+            clang=dict(type="str", default=afxdp.WORKER_DEFAULTS["clang"]),
+            start_timeout=dict(type="float", default=afxdp.WORKER_DEFAULTS["start_timeout"]),
+            stop_timeout=dict(type="float", default=afxdp.WORKER_DEFAULTS["stop_timeout"]),
         ),
         required_if=[("state", "started", ["program", "binary"], True)],
         supports_check_mode=True,
@@ -555,36 +365,20 @@ def main():
     if not xdp.HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib("pyroute2 >= 0.9.1"), exception=str(xdp.PYROUTE2_IMPORT_ERROR))
     p = module.params
-    common = dict(interface=p["interface"], netns=p["netns"], queue=p["queue"], copy_mode=p["copy_mode"],
-                  need_wakeup=p["need_wakeup"], busy_poll=p["busy_poll"], batch_size=p["batch_size"],
-                  cpu=p["cpu"], attach=p["attach"])
+    common = afxdp.worker_common(p)
+    ensure = afxdp.ensure_started if p["state"] == "started" else afxdp.ensure_stopped
     try:
-        root, sdir = afxdp.confined_state_dir(p["interface"], p["netns"], p["state_root"])
+        result = ensure(p, module.check_mode)
     except afxdp.AfxdpError as exc:
-        module.fail_json(msg=exc.msg, state_root=p["state_root"], **dict(common, **exc.details))
-    try:
-        have_state = afxdp.load_state(sdir)
-        if p["state"] == "started":
-            afxdp.validate(p, os.cpu_count() or 1)
-            have_xdp = afxdp.attached_program(p["netns"], p["interface"])
-            result = _started(module, root, sdir, have_state, have_xdp)
-        else:
-            try:
-                have_xdp = afxdp.attached_program(p["netns"], p["interface"])
-            except xdp.XdpError as exc:
-                if exc.errno not in (errno.ENODEV, errno.ENOENT):
-                    raise
-                have_xdp = None  # the wire is gone; still stop the worker and clean up
-            result = _stopped(module, root, sdir, have_state, have_xdp)
-    except afxdp.AfxdpError as exc:
-        module.fail_json(msg=exc.msg, state_dir=sdir, **dict(common, **exc.details))
+        module.fail_json(msg=exc.msg, **exc.details)
     except programs.BuildError as exc:
         module.fail_json(msg=exc.msg, compiler_output=exc.compiler_output, command=exc.command, **common)
     except programs.ProgramError as exc:
         module.fail_json(msg=exc.msg, **common)
     except xdp.XdpError as exc:
         module.fail_json(msg=exc.msg, errno=exc.errno, **common)
-    result.update(common)
+    for warning in result.pop("warnings"):
+        module.warn(warning)
     module.exit_json(**result)
 
 
