@@ -25,6 +25,9 @@ Figures (one file stem each, only when the run has the experiment):
 * ``vm_cpu_share``      vm_cpu_share: stacked bars host share / VM share per location
 * ``neighbour_latency`` neighbour: RTT CDF of the neighbour per workload location
                         against the ``baseline`` location
+* ``zero_loss_throughput`` every experiment with ``zero_loss_pps`` (measure
+                        zero_loss): per program/N/size, the zero-loss rate beside
+                        the overload throughput per location (bars)
 
 Cells that are not drawn (``unsupported``, ``failed``, no value) are never
 dropped silently: bar charts mark them at their place, and every figure's
@@ -602,11 +605,79 @@ def neighbour_cdf(rows, records):
             "notes": _notes(rows) + ([] if baselines else ["no baseline cell (location baseline) in this run"])}
 
 
+def _search_note(records, experiments):
+    """The search's parameters in words when every record of ``experiments`` used the same ones."""
+    seen = set()
+    for record in records or []:
+        if record.get("experiment") in experiments and isinstance(record.get("zero_loss_parameters"), dict):
+            p = record["zero_loss_parameters"]
+            seen.add((p.get("loss_tolerance"), p.get("resolution"), p.get("trial_duration"), p.get("max_trials")))
+    if len(seen) != 1:
+        return ""
+    tolerance, resolution, trial, trials = seen.pop()
+    return (" Search: loss tolerance %s, resolution %s, trials of %s s, at most %s trials."
+            % (_num_text(tolerance), _num_text(resolution), _num_text(trial), _num_text(trials)))
+
+
+def _num_text(value):
+    number = _num(value)
+    return "%g" % number if number is not None else str(value)
+
+
+def zero_loss_bars(rows, records=None):
+    """Zero-loss rate beside the overload throughput, per location; one panel per program/N/size."""
+    experiments = sorted(set(r["experiment"] for r in rows if r.get("experiment") == "zero_loss"
+                             or _stat(r, "zero_loss_pps") is not None))
+    rows = [r for r in rows if r.get("experiment") in experiments]
+    if not rows:
+        return None
+    largest = max([_stat(r, q) or 0.0 for r in rows for q in ("zero_loss_pps", "processed_pps")] + [0.0])
+    factor, unit = (1e-6, "Mpps") if largest >= 1e6 else (1e-3, "kpps")
+    panel_keys = ["experiment", "program", "n", "size"] if len(experiments) > 1 else ["program", "n", "size"]
+    combos = []
+    for row in sorted(rows, key=lambda r: (PROGRAM_ORDER.index(r["program"]) if r["program"] in PROGRAM_ORDER
+                                           else 99, str(r["program"]), r.get("n") or 0, r.get("size") or 0)):
+        key = tuple(row.get(k) for k in panel_keys)
+        if key not in combos:
+            combos.append(key)
+    panels = []
+    for combo in combos:
+        crows = [r for r in rows if tuple(r.get(k) for k in panel_keys) == combo]
+        locations = _order([r["location"] for r in crows], LOCATION_ORDER)
+        cats = [location_label(l) for l in locations]
+        series, marks = [], []
+        for index, (quantity, label, color) in enumerate((
+                ("processed_pps", "overload: processed", "#4c72b0"),
+                ("zero_loss_pps", "zero loss (RFC 2544)", "#dd8452"))):
+            ys, lows, highs = [], [], []
+            for location in locations:
+                row = [r for r in crows if r["location"] == location][0]
+                median, low, high = _spread(row, quantity, factor)
+                ys.append(median)
+                lows.append(low)
+                highs.append(high)
+                if median is None:
+                    marks.append({"series": index, "x": location_label(location), "text": _status_word(row)})
+            series.append({"label": label, "x": cats, "y": ys, "low": lows, "high": highs, "color": color})
+        panels.append({"kind": "bar", "title": key_label(dict(zip(panel_keys, combo)), panel_keys),
+                       "xlabel": "location", "ylabel": "throughput [%s]" % unit, "xscale": "linear",
+                       "yscale": "linear", "categories": cats, "series": series, "marks": marks})
+    note = ("Bars: median over the ok repetitions; whiskers: interquartile range. Zero loss: the highest offered "
+            "rate whose trial lost at most the tolerated fraction of the frames (RFC 2544, 26.1, binary search). "
+            "Overload: packets/s the program processed in the search's as-fast-as-possible trial. 'no value' "
+            "under zero loss: the search found no rate without loss.")
+    return {"name": "zero_loss_throughput", "title": "Zero-loss throughput beside the throughput under overload",
+            "experiment": "zero_loss" if "zero_loss" in experiments else experiments[0],
+            "panels": panels, "stat_note": note + _search_note(records, experiments),
+            "notes": _notes(rows, ("location", "program", "n", "size"))}
+
+
 def build_figures(rows, records):
     """The specs of every figure the run has data for, in the paper's order."""
     specs = [
         throughput_bars(rows, "drop", "drop_throughput", "Throughput baseline: drop all, per location"),
         complexity(rows),
+        zero_loss_bars(rows, records),
         dns_latency(rows),
         throughput_bars(rows, "vm_drop", "vm_drop_throughput", "Offloading from virtual machines: drop all"),
         cpu_share(rows),

@@ -10,32 +10,11 @@ import pytest
 pytest.importorskip("pandas")
 
 from ansible_collections.xdplab.offload.plugins.module_utils import results as res  # noqa: E402
-from ansible_collections.xdplab.offload.plugins.module_utils import zero_loss as zl  # noqa: E402
-
-
-def search(capacity):
-    """A real search (zero_loss.outcome) against a receiver of known capacity, 2 Mpps generator."""
-    trials = []
-    while True:
-        rate = zl.next_rate(trials, {"resolution": 0.01, "max_trials": 30})
-        if rate is None:
-            return zl.outcome(trials, {"resolution": 0.01, "max_trials": 30})
-        offered = 2e6 if rate == 0 else float(rate)
-        sent = int(offered * 2)
-        trials.append({"target_pps": rate, "duration_s": 2.0, "sent": sent, "processed": int(min(sent, capacity * 2))})
+from lib.zero_loss_records import zero_loss_record  # noqa: E402
 
 
 def zl_record(rep, capacity, status="ok", location="driver"):
-    out = search(capacity)
-    record = {"schema": 1, "run_id": "xl-run", "cell_id": "zl-drop-%s-rep%d" % (location, rep),
-              "experiment": "zero_loss", "program": "drop", "n": None, "location": location, "mode": "driver",
-              "size": 64, "rate": 0, "repetition": rep, "duration_s": 24, "status": status,
-              "reason": None if status == "ok" else "the generator failed",
-              "zero_loss_pps": out["zero_loss_pps"], "processed_pps": out["overload_processed_pps"],
-              "zero_loss_low_pps": out["low_pps"], "zero_loss_high_pps": out["high_pps"],
-              "zero_loss_converged": out["converged"], "zero_loss_reason": out["reason"],
-              "zero_loss_parameters": out["parameters"], "zero_loss_trials": out["trials"]}
-    return record
+    return zero_loss_record(rep, capacity, status=status, location=location)
 
 
 def test_zero_loss_pps_is_aggregated_like_the_other_columns(tmp_path):
