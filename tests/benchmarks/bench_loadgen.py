@@ -20,6 +20,16 @@ taken - with the receiver's NAPI on the sender's CPU (not threaded); xl-loadgen
 is measured in both configurations so that a same-configuration ratio is
 printed as well.
 
+The same run also measures a cell the way the experiment role measures it: the
+``xdplab.offload.traffic`` module with the role's options (rate 0, 64-byte
+frames, 2 s, generator on CPU 0) into the threaded receiver, interleaved with
+the rounds above; its own window rate (``window.delivered_pps``: the frames the
+veth queued to the receiver between the end of its warm-up and its stop) and the
+receiver's ``rx_packets`` over its whole run (what a record's ``processed_pps``
+is) are printed beside the benchmark's threaded delivered rate. With
+``--cell-nice N`` the module gets ``nice: N`` and the receiver's NAPI thread
+nice N too (``lab_wire``'s ``napi_nice``).
+
 Prints numbers only; asserts only that they were measured. Run:
 
     sudo .venv/bin/python -m pytest tests/benchmarks/bench_loadgen.py -m benchmark -s
@@ -60,6 +70,7 @@ DROP_SRC = ('#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n'
             'char LICENSE[] SEC("license") = "GPL";\n')
 GEN_CPU, NAPI_CPU = 0, 1
 WARMUP_S = 0.5
+CELL_SECONDS = 2
 
 
 def run(argv, check=True):
@@ -179,6 +190,28 @@ class Bench(object):
         result["command"] = argv
         return result
 
+    def cell(self, nice=None):
+        """The traffic module as the experiment role calls it (rate 0, 64 bytes, 2 s, CPU 0)."""
+        from lib.modrun import run_module
+        args = {"interface": self.lg_if, "netns": self.lg_ns, "binary": self.loadgen, "rate": 0, "size": 64,
+                "duration": CELL_SECONDS, "cpu": [GEN_CPU], "progress_file": ""}
+        if nice is not None:
+            args["nice"] = nice
+            os.setpriority(os.PRIO_PROCESS, self.napi_pid, nice)
+        before = self.counters()
+        result = run_module("traffic", args)
+        time.sleep(0.05)
+        after = self.counters()
+        if nice is not None:
+            os.setpriority(os.PRIO_PROCESS, self.napi_pid, 0)
+        if result.get("failed"):
+            raise RuntimeError("traffic module failed: %s" % result.get("msg"))
+        received = after["dut"]["rx_packets"] - before["dut"]["rx_packets"]
+        return {"window_delivered_mpps": (result.get("window") or {}).get("delivered_pps", 0.0) / 1e6,
+                "window_sent_mpps": (result.get("window") or {}).get("rate_pps", 0.0) / 1e6,
+                "processed_mpps": received / result["duration_s"] / 1e6,
+                "sent_mpps": result["rate_pps"] / 1e6}
+
     def trafgen(self, seconds):
         frame = packets.udp_frame(60)
         pkt = "{ " + ", ".join("0x%02x" % b for b in frame) + " }"
@@ -254,13 +287,13 @@ def _median(runs, key):
     return statistics.median(r[key] for r in runs)
 
 
-def benchmark(seconds=5.0, rounds=3, out=print):
+def benchmark(seconds=5.0, rounds=3, out=print, cell_nice=None):
     if (os.cpu_count() or 1) < 2:
         raise RuntimeError("needs two CPUs (generator on CPU 0, receiver NAPI on CPU 1)")
     have_trafgen = shutil.which("trafgen") is not None
     workdir = tempfile.mkdtemp(prefix="xl-gbench-")
     bench = Bench(workdir)
-    runs = {"xl_threaded": [], "xl_shared": [], "trafgen_shared": [], "trafgen_threaded": []}
+    runs = {"xl_threaded": [], "xl_shared": [], "trafgen_shared": [], "trafgen_threaded": [], "cell": []}
     try:
         bench.build()
         bench.create()
@@ -269,6 +302,7 @@ def benchmark(seconds=5.0, rounds=3, out=print):
         for rnd in range(rounds):
             bench.threaded(True)
             runs["xl_threaded"].append(bench.xl_loadgen(seconds))
+            runs["cell"].append(bench.cell(cell_nice))
             if have_trafgen and rnd == 0:
                 runs["trafgen_threaded"].append(bench.trafgen(min(seconds, 2.0)))
             bench.threaded(False)
@@ -288,7 +322,9 @@ def benchmark(seconds=5.0, rounds=3, out=print):
 
     summary = {"seconds": seconds, "rounds": rounds}
     for name, rs in runs.items():
-        if rs:
+        if rs and name == "cell":
+            summary[name] = {k: round(_median(rs, k), 3) for k in rs[0]}
+        elif rs:
             summary[name] = {k: round(_median(rs, k), 3) for k in (
                 "offered_mpps", "delivered_mpps", "ring_drop_pct", "gen_cpu_share", "gen_ns_per_pkt",
                 "gen_capacity_mpps", "napi_ns_per_pkt")}
@@ -305,6 +341,12 @@ def benchmark(seconds=5.0, rounds=3, out=print):
         % (summary["xl_shared"]["offered_mpps"], summary["xl_shared"]["delivered_mpps"],
            summary["xl_shared"]["gen_ns_per_pkt"]))
     out("  command: %s" % " ".join(runs["xl_threaded"][0]["command"]))
+    cell, bench_rate = summary["cell"], summary["xl_threaded"]["delivered_mpps"]
+    summary["cell_window_vs_bench"] = round(cell["window_delivered_mpps"] / bench_rate, 3) if bench_rate else None
+    out("  a cell as the experiment role runs it (traffic module, %d s, 64-byte frames%s): window delivered %.2f Mpps "
+        "(%.0f %% of the threaded delivered rate above), processed over the whole run %.2f Mpps, sent %.2f Mpps"
+        % (CELL_SECONDS, ", nice %d" % cell_nice if cell_nice is not None else "", cell["window_delivered_mpps"],
+           100 * (summary["cell_window_vs_bench"] or 0), cell["processed_mpps"], cell["sent_mpps"]))
     if have_trafgen:
         t = runs["trafgen_threaded"][0]
         out("  trafgen, receiver NAPI threaded: %s" % (
@@ -352,5 +394,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cell-nice", type=int, default=None,
+                        help="nice of the cell's generator and of the receiver's NAPI thread (default: unchanged)")
     opts = parser.parse_args()
-    benchmark(opts.seconds, opts.rounds)
+    benchmark(opts.seconds, opts.rounds, cell_nice=opts.cell_nice)
