@@ -11,6 +11,8 @@ __metaclass__ = type
 
 import json
 import os
+import subprocess
+import sys
 import time
 
 from ansible_collections.xdplab.offload.plugins.callback import lab
@@ -80,3 +82,49 @@ def test_short_windows_print_nothing(tmp_path):
 
 def test_a_missing_directory_is_fine():
     assert lab.LiveRate("/nonexistent/xl-progress", 3, print).poll() is None
+
+
+# The callback as ansible-playbook loads it (plugin loader, options from its DOCUMENTATION), in an
+# interpreter of its own: this one imported the collection from sys.path, which the loader refuses.
+HOOK_SCRIPT = r"""
+import json, sys, time, types
+from ansible.plugins.loader import callback_loader, init_plugin_loader
+from ansible.playbook.task import Task
+collections, progress_dir, action, live_rate = sys.argv[1:5]
+init_plugin_loader([collections])
+callback = callback_loader.get("xdplab.offload.lab")
+callback.set_options(direct={"progress_dir": progress_dir, "live_rate_interval": 1, "live_rate": live_rate == "yes"})
+callback._play = types.SimpleNamespace(strategy="linear")
+shown = []
+callback._display.display = lambda msg, *args, **kwargs: shown.append(msg)
+task = Task.load({"name": "xl-cb", action: {}})
+callback.v2_playbook_on_task_start(task, False)
+started = callback._live is not None
+for second in (1, 2, 3):
+    with open(progress_dir + "/gen.jsonl", "w") as handle:
+        handle.write(json.dumps({"elapsed_s": second, "duration_s": 10, "sent": 1, "pps": 2e6}) + "\n")
+    time.sleep(1.05)
+thread = callback._live
+callback.v2_runner_on_skipped(types.SimpleNamespace(task=task, result={}, _result={}))
+print(json.dumps({"started": started, "stopped": callback._live is None and not (thread and thread.is_alive()),
+                  "shown": shown}))
+"""
+
+
+def run_hook(tmp_path, action, live_rate=True):
+    collections = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".ansible", "collections"))
+    proc = subprocess.run([sys.executable, "-c", HOOK_SCRIPT, collections, str(tmp_path), action,
+                           "yes" if live_rate else "no"], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def test_a_traffic_task_starts_the_live_line_and_its_result_stops_it(tmp_path):
+    seen = run_hook(tmp_path, "xdplab.offload.traffic")
+    assert seen["started"] and seen["stopped"]
+    assert seen["shown"] and all(line.endswith("/10 s  2 Mpps offered") for line in seen["shown"]), seen
+
+
+def test_other_tasks_and_a_disabled_line_start_no_thread(tmp_path):
+    assert run_hook(tmp_path, "ansible.builtin.debug") == {"started": False, "stopped": True, "shown": []}
+    assert run_hook(tmp_path, "xdplab.offload.cell", live_rate=False)["started"] is False
