@@ -175,8 +175,8 @@ def trial(wire, binary, rate):
     spec = loadgen.normalize({"interface": wire.lg_if, "netns": wire.lg_ns, "rate": rate,
                               "duration": TRIAL_S, "cpu": 0, "progress_file": ""})
     before = wire.processed()
-    rc, out, err, timed_out = loadgen.run(loadgen.build_argv(spec, binary), spec["duration"],
-                                           popen=realtime_popen)
+    argv = loadgen.build_argv(spec, binary)
+    rc, out, err, timed_out = loadgen.run(argv, spec["duration"], popen=realtime_popen)
     assert rc == 0 and not timed_out, "xl-loadgen failed (rc %s): %s" % (rc, loadgen.error_line(err))
     result = loadgen.summarize(spec, loadgen.parse_output("xl_loadgen", out))
     time.sleep(SETTLE_S)
@@ -195,8 +195,8 @@ def capacity(wire, binary):
     return rates
 
 
-def test_zero_loss_rate_lands_within_resolution_of_the_capacity_measured_by_overload(wire, loadgen_bin,
-                                                                                      build_dir):
+def test_zero_loss_rate_lands_within_resolution_of_the_capacity_measured_by_overload(
+        wire, loadgen_bin, build_dir):
     wire.attach(build_dir)
     wire.threaded_napi(cpu=1)
     params = {"resolution": RESOLUTION, "trial_duration": TRIAL_S, "max_trials": MAX_TRIALS}
@@ -223,8 +223,8 @@ def test_zero_loss_rate_lands_within_resolution_of_the_capacity_measured_by_over
 
     assert result["converged"], result["reason"]
     assert result["trials"][0]["target_pps"] == 0 and not result["trials"][0]["passed"]
-    found = result["zero_loss_pps"]
-    assert found is not None
+    assert result["zero_loss_pps"] is not None
+    found = float(result["zero_loss_pps"])
     margin = RESOLUTION + noise
     assert abs(found - median) / median <= margin, (
         "zero-loss rate %.0f pps is %.1f %% from the overload capacity %.0f pps; allowed %.1f %% "

@@ -6,8 +6,9 @@ PARAMS = {"resolution": 0.01, "max_trials": 30}
 GENERATOR_MAX = 2e6
 
 
-def search(capacity, params=PARAMS):
+def search(capacity, params=None):
     """zero_loss.outcome of a whole search against a receiver of ``capacity`` pps (2 Mpps generator)."""
+    params = params or PARAMS
     trials = []
     while True:
         rate = zl.next_rate(trials, params)
