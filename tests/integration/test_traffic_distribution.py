@@ -157,7 +157,7 @@ def test_flows_spread_over_two_rx_queues_and_one_flow_stays_on_one(wire, loadgen
             flows, result["packets_sent"], got, [round(n / 1e6, 1) for n in napi_ns], result["steering"],
             result["steered_queues"]))
 
-    one, one_queues, _ = runs[1]
+    one, one_queues = runs[1][:2]
     assert one["flows"] == 1 and one["rx_queues"] == 2
     # one flow: every frame on one queue (flow 0 -> queue 0, sent from CPU 0 itself)
     assert one_queues[0] > 0 and one_queues[1] == 0
@@ -186,9 +186,9 @@ def test_queues_change_in_place_and_back_with_a_program_attached(wire, objs):
 def test_more_queues_than_the_veth_was_made_with_makes_it_again_and_absent_still_cleans_up(wire):
     wire.present()
     grown = wire.present(queues=2)
+    created = "create veth %s (%s) <-> %s (%s)" % (wire.lg_if, wire.lg_ns, wire.dut_if, wire.dut_ns)
     assert grown["changes"][:2] == ["delete veth %s (%s), made with fewer than 2 queues" % (wire.lg_if, wire.lg_ns),
-                                    "create veth %s (%s) <-> %s (%s)" % (wire.lg_if, wire.lg_ns, wire.dut_if,
-                                                                          wire.dut_ns)]
+                                    created]
     assert grown["dut"]["queues"] == 2
     gone = run_module("lab_wire", dict(wire.args, state="absent"))
     assert not gone.failed and "delete namespace %s" % wire.lg_ns in gone["changes"]
@@ -244,8 +244,10 @@ def test_each_flow_is_a_valid_frame_from_its_own_source_port(wire, loadgen_bin, 
     ports = [int.from_bytes(f[34:36], "big") for f in frames]
     assert set(ports) == set(range(first, first + 8))
     wrong = [n for n, f in enumerate(frames) if f != expected[ports[n] - first]]
-    assert not wrong, "frame %d differs:\n%s\nexpected\n%s" % (wrong[0], frames[wrong[0]].hex(),
-                                                                expected[ports[wrong[0]] - first].hex())
+    if wrong:
+        bad = wrong[0]
+        raise AssertionError("frame %d differs:\n%s\nexpected\n%s" % (bad, frames[bad].hex(),
+                                                                     expected[ports[bad] - first].hex()))
     # in turn: the next frame comes from the next port (a missed frame skips one)
     in_turn = sum(1 for a, b in zip(ports, ports[1:]) if b == first + (a - first + 1) % 8)
     assert in_turn > 0.9 * (len(ports) - 1)
@@ -258,7 +260,7 @@ def test_progress_lines_appear_while_sending_and_the_file_goes_away(wire, loadge
     seen = []
 
     def watch():
-        for _ in range(60):
+        for attempt in range(60):
             time.sleep(0.1)
             try:
                 with open(path) as handle:
