@@ -236,13 +236,14 @@ def compare_higher(label, high_row, low_row, quantity, high_name, low_name):
     """A step claiming ``high_row`` > ``low_row`` in ``quantity``."""
     unit = UNITS.get(quantity, "")
     high, low = spread(high_row, quantity), spread(low_row, quantity)
-    text = "%s: %s %s vs %s %s" % (label, high_name, describe(high, unit), low_name, describe(low, unit))
+    text = "%s, %s: %s %s vs %s %s" % (label, NAMES.get(quantity, quantity), high_name, describe(high, unit),
+                                       low_name, describe(low, unit))
     if unit == "pps" and at_offered_rate(high_row, high) and at_offered_rate(low_row, low):
         return step(UNDECIDED, text + ": both processed the whole offered rate, not compared", False)
     order, weak = above(high, low), tentative(high, low)
     if order is True:
-        return step(HOLDS, text + ": %s higher, %s (x%s)" % (high_name, apart(weak), sig(high.median / low.median)
-                                                               if low.median else "-"), weak)
+        factor = sig(high.median / low.median) if low.median else "-"
+        return step(HOLDS, text + ": %s higher, %s (x%s)" % (high_name, apart(weak), factor), weak)
     if order is False:
         return step(FAILS, text + ": %s lower, %s" % (high_name, apart(weak)), weak)
     return step(FAILS, text + ": %s, no difference shown" % ("equal" if weak else "IQRs overlap"), weak)
@@ -531,12 +532,13 @@ def _neighbour_delay(rows):
     if not neighbour:
         return [], [], [why_missing(rows, "neighbour", "nic", "rtt_us_p50")]
     for group in settings(neighbour, ("size", "rate")):
-        by_location = dict((r["location"], r) for r in group if r["location"] in ("nic", fg.BASELINE))
+        by_location = dict((r["location"], r) for r in group)
+        label = "neighbour %s" % setting_label(group[0], ("size", "rate"))
+        numbers += _neighbour_context(label, by_location)
         gaps = [loc for loc in ("nic", fg.BASELINE) if not usable(by_location.get(loc), "rtt_us_p50")]
         if gaps:
             missing += [why_missing(rows, "neighbour", loc, "rtt_us_p50", group) for loc in gaps]
             continue
-        label = "neighbour %s" % setting_label(group[0], ("size", "rate"))
         per_percentile = [compare_higher(label, by_location["nic"], by_location[fg.BASELINE], q, "nic", "baseline")
                           for q in ("rtt_us_p50", "rtt_us_p99") if usable(by_location["nic"], q)
                           and usable(by_location[fg.BASELINE], q)]
@@ -544,6 +546,17 @@ def _neighbour_delay(rows):
         numbers += [s["text"] for s in per_percentile + [either]]
         deciding.append(either)
     return numbers, deciding, missing
+
+
+def _neighbour_context(label, by_location):
+    """The neighbour's p50 RTT with the workload at the other locations against the baseline (not judged)."""
+    baseline = by_location.get(fg.BASELINE)
+    if not usable(baseline, "rtt_us_p50"):
+        return []
+    others = [loc for loc in fg._order(list(by_location), fg.LOCATION_ORDER) if loc not in ("nic", fg.BASELINE)
+              and usable(by_location[loc], "rtt_us_p50")]
+    return ["context, not judged: " + compare_higher(label, by_location[loc], baseline, "rtt_us_p50", loc,
+                                                     "baseline")["text"] for loc in others]
 
 
 def _every_step(judge):

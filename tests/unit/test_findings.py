@@ -59,7 +59,7 @@ CASES = {
         "`drop` at `offload`: unsupported (%s)" % NO_NIC),
     "complexity_costs_throughput": (
         loop("driver", 1, [10, 11, 12]) + loop("driver", 100, [1.0, 1.1, 1.2]),
-        "complexity loop, 64 B, max rate at driver: N=1 11.0 Mpps",
+        "complexity loop, 64 B, max rate at driver, throughput: N=1 11.0 Mpps",
         loop("driver", 1, [10, 11, 12]) + loop("driver", 100, [11, 11.5, 12]),
         "IQRs overlap, no difference shown",
         loop("driver", 1, [10, 11, 12]),
@@ -171,7 +171,7 @@ def test_an_experiment_missing_from_the_matrix_is_named(finding_id, experiment):
 def test_a_single_repetition_orders_single_values_and_is_tentative():
     out = judged(tput("drop", "driver", [1.66]) + tput("drop", "afxdp", [0.245]), "offload_improves_drop")
     assert (out["verdict"], out["strength"]) == (fd.REPRODUCED, fd.TENTATIVE)
-    assert out["numbers"] == ["drop drop, 64 B, max rate: driver 1.66 Mpps (1 rep) vs afxdp 245 kpps (1 rep): "
+    assert out["numbers"] == ["drop drop, 64 B, max rate, throughput: driver 1.66 Mpps (1 rep) vs afxdp 245 kpps (1 rep): "
                               "driver higher, single values ordered (x6.78)"]
     out = judged(tput("drop", "driver", [1.0]) + tput("drop", "afxdp", [1.0]), "offload_improves_drop")
     assert (out["verdict"], out["strength"]) == (fd.NOT_REPRODUCED, fd.TENTATIVE)
@@ -198,7 +198,7 @@ def test_zero_loss_throughput_is_judged_beside_the_overload_throughput_when_pres
                  + cells("zero_loss", "afxdp", zero_loss_pps=[2.0e6, 2.1e6, 2.2e6]))
     out = judged(records + zero_loss, "offload_improves_drop")
     assert out["verdict"] == fd.NOT_REPRODUCED
-    assert any(line.startswith("zero_loss drop, 64 B, max rate: driver 1.10 Mpps") and line.endswith(
+    assert any(line.startswith("zero_loss drop, 64 B, max rate, zero-loss throughput: driver 1.10 Mpps") and line.endswith(
         "driver lower, IQRs apart") for line in out["numbers"])
 
 
@@ -228,11 +228,21 @@ def test_findings_on_the_synthetic_run():
 
 
 def test_comparison_rules():
-    a, b = fd.Spread(10.0, 9.0, 11.0, 3), fd.Spread(8.0, 7.0, 8.5, 3)
-    assert fd.above(a, b) is True and fd.above(b, a) is False
-    assert fd.above(a, fd.Spread(10.5, 10.5, 12.0, 3)) is None
-    assert fd.ratio(a, b) == (1.25, 9.0 / 8.5, 11.0 / 7.0, 3)
-    assert fd.ratio(a, fd.Spread(0.0, 0.0, 1.0, 3)) is None
+    high, low = fd.Spread(10.0, 9.0, 11.0, 3), fd.Spread(8.0, 7.0, 8.5, 3)
+    assert fd.above(high, low) is True and fd.above(low, high) is False
+    assert fd.above(high, fd.Spread(10.5, 10.5, 12.0, 3)) is None
+    assert fd.ratio(high, low) == (1.25, 9.0 / 8.5, 11.0 / 7.0, 3)
+    assert fd.ratio(high, fd.Spread(0.0, 0.0, 1.0, 3)) is None
     assert fd.describe(fd.Spread(12.0e6, 11.5e6, 12.5e6, 3), "pps") == "12.0 Mpps (IQR 11.5-12.5, 3 reps)"
     assert fd.describe(fd.Spread(245000.0, 245000.0, 245000.0, 1), "pps") == "245 kpps (1 rep)"
     assert fd.describe(fd.Spread(2.5, 2.45, 2.55, 2), "µs") == "2.50 µs (IQR 2.45-2.55, 2 reps)"
+
+
+def test_neighbour_delays_from_other_locations_are_shown_but_not_judged():
+    records = (neighbour("vm_driver", [60, 62, 64], [200, 210, 220]) + neighbour("baseline", [16, 17, 18], [60, 61, 62])
+               + no_nic("neighbour", "nic", program="checksum", n=100, rate=1000))
+    out = judged(records, "nic_delays_neighbour")
+    assert (out["verdict"], out["strength"]) == (fd.NOT_MEASURABLE, None)
+    assert out["numbers"] == ["context, not judged: neighbour 64 B, offered 1 kpps, p50 RTT: vm_driver 62.0 µs "
+                              "(IQR 61.0-63.0, 3 reps) vs baseline 17.0 µs (IQR 16.5-17.5, 3 reps): vm_driver higher, "
+                              "IQRs apart (x3.65)"]

@@ -120,7 +120,7 @@ def test_findings_section_judges_every_finding_of_the_paper(built):
     assert [f["verdict"] for f in findings].count(fd.NOT_MEASURABLE) == 3
     assert "Verdict: not measurable here. Why: `complexity` at `offload`: unsupported " \
            "(xdp_program: no offload-capable NIC on xl-dut0 (veth))." in section
-    assert "* drop drop, 64 B, max rate: driver 12.0 Mpps (IQR 11.5-12.5, 3 reps) vs afxdp 4.20 Mpps " \
+    assert "* drop drop, 64 B, max rate, throughput: driver 12.0 Mpps (IQR 11.5-12.5, 3 reps) vs afxdp 4.20 Mpps " \
            "(IQR 4.10-4.30, 3 reps): driver higher, IQRs apart (x2.86)" in section
     assert "_Not judged (left out of the verdict): `drop` at `offload`: unsupported" in section
     assert '<tr class="reproduced">' in page and '<tr class="not-measurable-here">' in page
