@@ -611,9 +611,9 @@ def _crash_error(p, sdir, record, stats, cleaned):
     details = dict(_view(summarize(stats)), state="crashed", crashed=True, final=False,
                    pid=record.get("pid"), worker_log=tail)
     return AfxdpError("the AF_XDP worker serving %s (pid %s) has crashed: its process is gone while its state "
-                            "says it should run%s; %s (see worker_log)"
-                            % (_where(p), record.get("pid"), " (its last error: %s)" % last_words if last_words else "",
-                               then), **details)
+                      "says it should run%s; %s (see worker_log)"
+                      % (_where(p), record.get("pid"), " (its last error: %s)" % last_words if last_words else "",
+                         then), **details)
 
 
 def _prebuilt_unverified(p, record):
@@ -630,12 +630,12 @@ def _prebuilt_unverified(p, record):
         return p["program"], p["defines"], key, False
     if p["program"] and p["program"] != settings.get("program"):
         raise AfxdpError("the prebuilt worker %s runs program %s, not %s"
-                               % (p["binary"], settings.get("program"), p["program"]), binary=p["binary"])
+                         % (p["binary"], settings.get("program"), p["program"]), binary=p["binary"])
     have_defines = settings.get("defines") or {}
     if p["defines"] and normalized_defines(p["defines"]) != have_defines:
         raise AfxdpError("the prebuilt worker %s was built with defines %s, not %s"
-                               % (p["binary"], programs.worker_defines_text(have_defines) or "(none)",
-                                  programs.worker_defines_text(p["defines"])), binary=p["binary"])
+                         % (p["binary"], programs.worker_defines_text(have_defines) or "(none)",
+                            programs.worker_defines_text(p["defines"])), binary=p["binary"])
     return settings.get("program"), have_defines, key, True
 
 
@@ -645,11 +645,11 @@ def _prebuilt(p):
     have_defines = normalized_defines(parse_defines_text(info.get("defines")))
     if p["program"] and p["program"] != info["program"]:
         raise AfxdpError("the prebuilt worker %s runs program %s, not %s"
-                               % (p["binary"], info["program"], p["program"]), binary=p["binary"])
+                         % (p["binary"], info["program"], p["program"]), binary=p["binary"])
     if p["defines"] and normalized_defines(p["defines"]) != have_defines:
         raise AfxdpError("the prebuilt worker %s was built with defines %s, not %s"
-                               % (p["binary"], info.get("defines") or "(none)",
-                                  programs.worker_defines_text(p["defines"])), binary=p["binary"])
+                         % (p["binary"], info.get("defines") or "(none)",
+                            programs.worker_defines_text(p["defines"])), binary=p["binary"])
     return info["program"], have_defines, "binary:" + info["digest"]
 
 

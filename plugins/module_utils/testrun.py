@@ -125,6 +125,7 @@ def run(prog_fd, frame, repeat, rounds, cmap=None, restore=False):
                    live_packets_discarded=max(0, delta["seen"]["packets"] - out["runs"]))
     return out
 
+
 # The bpf_testrun module's options and their defaults (None: not given).
 TESTRUN_DEFAULTS = {
     "interface": None,
