@@ -276,27 +276,42 @@ def chain_steps(rows, experiment, chain, quantity, program=None, report_missing=
 PROGRAM_SETTING = ("program", "size", "rate")
 
 
-def program_groups(rows):
-    """``([(label, rows)] per program setting of the complexity experiment, [why there is none])``."""
-    complexity = rows_of(rows, "complexity")
-    if not complexity:
-        return [], [why_missing(rows, "complexity", None, "processed_pps")]
-    return [("complexity %s" % setting_label(group[0], PROGRAM_SETTING), group)
-            for group in settings(complexity, PROGRAM_SETTING)], []
+def program_groups(rows, experiment, quantity):
+    """``([(label, rows)] per program setting of ``experiment``, [why there is none])``."""
+    found = rows_of(rows, experiment)
+    if not found:
+        return [], [why_missing(rows, experiment, None, quantity)]
+    return [("%s %s" % (experiment, setting_label(group[0], PROGRAM_SETTING)), group)
+            for group in settings(found, PROGRAM_SETTING)], []
 
 
-def n_extremes(group, location, quantity="processed_pps"):
+def n_extremes(group, location, quantity):
     """The rows of ``location`` at the smallest and the largest N measured in ``group``; None with fewer than two."""
     here = [r for r in group if r["location"] == location and r.get("n") is not None]
     measured = sorted((r for r in here if usable(r, quantity)), key=lambda r: r["n"])
     return (measured[0], measured[-1]) if len(measured) >= 2 else None
 
 
-def no_two_n(rows, group, location):
-    """Why ``location`` has no smallest and largest N in ``group`` (a program setting of complexity)."""
+def no_two_n(rows, group, location, quantity):
+    """Why ``location`` has no smallest and largest N in ``group`` (a program setting of an experiment)."""
+    experiment = group[0]["experiment"]
     if not any(r.get("repetitions") for r in group if r["location"] == location):
-        return why_missing(rows, "complexity", location, "processed_pps", group)
-    return "complexity %s at `%s`: fewer than two N measured" % (setting_label(group[0], PROGRAM_SETTING), location)
+        return why_missing(rows, experiment, location, quantity, group)
+    return "%s %s at `%s`: fewer than two N measured" % (experiment, setting_label(group[0], PROGRAM_SETTING),
+                                                         location)
+
+
+def with_zero_loss(judge):
+    """``judge`` on complexity's throughput, then on zero_loss's zero-loss throughput where the run has it.
+
+    What the optional zero_loss experiment lacks is not listed as left out.
+    """
+    def run(rows):
+        steps, missing = judge(rows, "complexity", "processed_pps")
+        if rows_of(rows, "zero_loss"):
+            steps += judge(rows, "zero_loss", "zero_loss_pps")[0]
+        return steps, missing
+    return run
 
 
 def verdict_of(steps):
@@ -335,17 +350,17 @@ def _drop_gain(rows):
     return steps + more, missing
 
 
-def _complexity_cost(rows):
-    groups, missing = program_groups(rows)
+def _complexity_cost(rows, experiment, quantity):
+    groups, missing = program_groups(rows, experiment, quantity)
     steps = []
     for label, group in groups:
         for location in fg._order([r["location"] for r in group], fg.LOCATION_ORDER):
-            extremes = n_extremes(group, location)
+            extremes = n_extremes(group, location, quantity)
             if extremes is None:
-                missing.append(no_two_n(rows, group, location))
+                missing.append(no_two_n(rows, group, location, quantity))
                 continue
             small, large = extremes
-            steps.append(compare_higher("%s at %s" % (label, location), small, large, "processed_pps",
+            steps.append(compare_higher("%s at %s" % (label, location), small, large, quantity,
                                         "N=%s" % small["n"], "N=%s" % large["n"]))
     return steps, missing
 
@@ -368,16 +383,16 @@ def _ratio_text(value):
     return "x%s (range %s-%s)" % (sig(value.median), sig(value.q1), sig(value.q3))
 
 
-def _gain_shrinks(rows):
+def _gain_shrinks(rows, experiment, quantity):
     """The gain of each offloading step at the smallest vs the largest N both locations measured."""
-    groups, missing = program_groups(rows)
+    groups, missing = program_groups(rows, experiment, quantity)
     steps = []
     for label, group in groups:
-        measured = set(r["location"] for r in group if usable(r, "processed_pps"))
-        missing += [why_missing(rows, "complexity", loc, "processed_pps", group)
+        measured = set(r["location"] for r in group if usable(r, quantity))
+        missing += [why_missing(rows, experiment, loc, quantity, group)
                     for loc in BAREMETAL_CHAIN if loc not in measured]
         for low, high in offload_pairs(measured, BAREMETAL_CHAIN, BAREMETAL_EXTRA):
-            gains = _gains(group, high, low, "processed_pps")
+            gains = _gains(group, high, low, quantity)
             if len(gains) < 2:
                 missing.append("%s, %s over %s: fewer than two N measured at both" % (label, high, low))
                 continue
@@ -400,18 +415,18 @@ def _gains(group, high, low, quantity):
     return out
 
 
-def _nic_overloaded(rows):
+def _nic_overloaded(rows, experiment, quantity):
     """The fall of throughput from the smallest to the largest N: steeper at the NIC than in the driver."""
-    groups, missing = program_groups(rows)
+    groups, missing = program_groups(rows, experiment, quantity)
     steps = []
     for label, group in groups:
-        extremes = [(loc, n_extremes(group, loc)) for loc in ("offload", "driver")]
+        extremes = [(loc, n_extremes(group, loc, quantity)) for loc in ("offload", "driver")]
         gaps = [loc for loc, pair in extremes if pair is None]
         if gaps:
-            missing += [no_two_n(rows, group, loc) for loc in gaps]
+            missing += [no_two_n(rows, group, loc, quantity) for loc in gaps]
             continue
         ns = set((small["n"], large["n"]) for _loc, (small, large) in extremes)
-        falls = dict((loc, ratio(spread(large, "processed_pps"), spread(small, "processed_pps")))
+        falls = dict((loc, ratio(spread(large, quantity), spread(small, quantity)))
                      for loc, (small, large) in extremes)
         if len(ns) > 1 or None in falls.values():
             missing.append("%s: the NIC and the driver were not measured at the same smallest and largest N"
@@ -580,23 +595,24 @@ FINDINGS = (
     Finding("complexity_costs_throughput", "Processing complexity",
             "Performance depends on the processing complexity: the more iterations N a program runs per packet, "
             "the fewer packets per second a location processes.",
-            "complexity: per program and location, throughput at the smallest N above that at the largest N, "
-            "IQRs apart. Every location must show it." + SINGLE,
-            _every_step(_complexity_cost)),
+            "complexity (and zero_loss, if run): per program and location, throughput at the smallest N above "
+            "that at the largest N, IQRs apart. Every location must show it." + SINGLE,
+            _every_step(with_zero_loss(_complexity_cost))),
     Finding("gain_shrinks_with_task", "Processing complexity",
             "Offloading helps most when the task is smaller than the overhead it removes: the throughput gain "
             "of a location over the next less offloaded one shrinks as N grows.",
-            "complexity: per program and offloading step (afxdp -> driver -> offload, generic -> driver), the "
+            "complexity (and zero_loss, if run): per program and offloading step (afxdp -> driver -> offload, "
+            "generic -> driver), the "
             "throughput ratio more/less offloaded at the smallest N against the largest N measured at both; ratio "
             "ranges from the quartiles (q1/q3 .. q3/q1) must not overlap, the smaller N giving the larger gain. "
             "Every step must show it." + SINGLE,
-            _every_step(_gain_shrinks)),
+            _every_step(with_zero_loss(_gain_shrinks))),
     Finding("nic_cpu_overloaded", "Processing complexity",
             "A slow NIC CPU is easily overloaded: as N grows, the NIC's throughput falls by a larger factor "
             "than the driver's.",
-            "complexity: per program, throughput at the largest N / at the smallest N, for offload and for "
-            "driver; the NIC's ratio range must lie wholly below the driver's." + SINGLE,
-            _every_step(_nic_overloaded)),
+            "complexity (and zero_loss, if run): per program, throughput at the largest N / at the smallest N, "
+            "for offload and for driver; the NIC's ratio range must lie wholly below the driver's." + SINGLE,
+            _every_step(with_zero_loss(_nic_overloaded))),
     Finding("latency_depends_on_rate", "Reducing latency",
             "Latency is highly influenced by the packet rate: the DNS responder's median RTT at the highest "
             "offered rate differs from that at the lowest by at least a factor %s." % sig(MARKED_FACTOR),

@@ -246,3 +246,16 @@ def test_neighbour_delays_from_other_locations_are_shown_but_not_judged():
     assert out["numbers"] == ["context, not judged: neighbour 64 B, offered 1 kpps, p50 RTT: vm_driver 62.0 µs "
                               "(IQR 61.0-63.0, 3 reps) vs baseline 17.0 µs (IQR 16.5-17.5, 3 reps): vm_driver higher, "
                               "IQRs apart (x3.65)"]
+
+
+def test_zero_loss_rates_over_n_are_judged_with_the_complexity_findings():
+    records = loop("driver", 1, [10, 11, 12]) + loop("driver", 100, [1.0, 1.1, 1.2])
+    zero_loss = (cells("zero_loss", "driver", program="checksum", n=1, zero_loss_pps=[0.9e6, 1.0e6, 1.1e6])
+                 + cells("zero_loss", "driver", program="checksum", n=100, zero_loss_pps=[0.95e6, 1.0e6, 1.05e6])
+                 + cells("zero_loss", "driver", zero_loss_pps=[2.0e6, 2.1e6, 2.2e6]))
+    assert judged(records, "complexity_costs_throughput")["verdict"] == fd.REPRODUCED
+    out = judged(records + zero_loss, "complexity_costs_throughput")
+    assert out["verdict"] == fd.NOT_REPRODUCED and out["not_judged"] == []
+    assert out["numbers"][-1] == ("zero_loss checksum, 64 B, max rate at driver, zero-loss throughput: N=1 1.00 Mpps "
+                                  "(IQR 0.950-1.05, 3 reps) vs N=100 1.00 Mpps (IQR 0.975-1.02, 3 reps): IQRs overlap, "
+                                  "no difference shown")
