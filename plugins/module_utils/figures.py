@@ -142,6 +142,16 @@ def _varying(rows, keys):
     return [k for k in keys if len(set(r.get(k) for r in rows)) > 1]
 
 
+def _by_panel(rows, keys):
+    """``[(values of keys, rows with them)]`` in the order the values first appear in ``rows``."""
+    combos = []
+    for row in rows:
+        key = tuple(row.get(k) for k in keys)
+        if key not in combos:
+            combos.append(key)
+    return [(combo, [r for r in rows if tuple(r.get(k) for k in keys) == combo]) for combo in combos]
+
+
 def _fmt_rate(rate):
     rate = _num(rate)
     if not rate:
@@ -416,14 +426,8 @@ def cpu_share(rows):
     if not rows:
         return None
     panel_keys = ["program", "n", "size", "rate"]
-    combos = []
-    for row in rows:
-        key = tuple(row.get(k) for k in panel_keys)
-        if key not in combos:
-            combos.append(key)
     panels = []
-    for combo in combos:
-        crows = [r for r in rows if tuple(r.get(k) for k in panel_keys) == combo]
+    for combo, crows in _by_panel(rows, panel_keys):
         locations = _order([r["location"] for r in crows], LOCATION_ORDER)
         host, vm, marks = [], [], []
         host_lh, vm_lh = [], []
@@ -634,15 +638,10 @@ def zero_loss_bars(rows, records=None):
     largest = max([_stat(r, q) or 0.0 for r in rows for q in ("zero_loss_pps", "processed_pps")] + [0.0])
     factor, unit = (1e-6, "Mpps") if largest >= 1e6 else (1e-3, "kpps")
     panel_keys = ["experiment", "program", "n", "size"] if len(experiments) > 1 else ["program", "n", "size"]
-    combos = []
-    for row in sorted(rows, key=lambda r: (PROGRAM_ORDER.index(r["program"]) if r["program"] in PROGRAM_ORDER
-                                           else 99, str(r["program"]), r.get("n") or 0, r.get("size") or 0)):
-        key = tuple(row.get(k) for k in panel_keys)
-        if key not in combos:
-            combos.append(key)
+    ordered = sorted(rows, key=lambda r: (PROGRAM_ORDER.index(r["program"]) if r["program"] in PROGRAM_ORDER
+                                          else 99, str(r["program"]), r.get("n") or 0, r.get("size") or 0))
     panels = []
-    for combo in combos:
-        crows = [r for r in rows if tuple(r.get(k) for k in panel_keys) == combo]
+    for combo, crows in _by_panel(ordered, panel_keys):
         locations = _order([r["location"] for r in crows], LOCATION_ORDER)
         cats = [location_label(l) for l in locations]
         series, marks = [], []
