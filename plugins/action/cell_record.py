@@ -26,6 +26,7 @@ ARGUMENT_SPEC = dict(
     armed=dict(type="dict", default={}),
     window=dict(type="dict", default={}),
     collected=dict(type="dict", default={}),
+    search=dict(type="dict", default={}),
     error=dict(type="str"),
     teardown_error=dict(type="str"),
     started=dict(type="float"),
@@ -103,7 +104,7 @@ class ActionModule(ActionBase):
                             error=args["error"], teardown_error=args["teardown_error"],
                             started_at=_iso(started), finished_at=_iso(finished),
                             wall_s=round(finished - started, 3), facts=_facts(task_vars),
-                            generator_local=args["generator_local"])
+                            generator_local=args["generator_local"], search=args["search"])
         problem = records.validate(rec)
         if problem:
             raise AnsibleActionFail("the record of cell %s is not valid: %s" % (cell.get("id"), problem))

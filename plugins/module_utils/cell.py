@@ -29,21 +29,24 @@ program is detached and the worker stopped whatever happened.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
 import threading
 import time
 
 from ansible_collections.xdplab.offload.plugins.module_utils import afxdp, cpu, programs, sending, testrun, xdp
+from ansible_collections.xdplab.offload.plugins.module_utils import safety, zero_loss
 from ansible_collections.xdplab.offload.plugins.module_utils import counters as ctr
 from ansible_collections.xdplab.offload.plugins.module_utils import linkstats, record
 from ansible_collections.xdplab.offload.plugins.module_utils.xdp_deploy import (
     DeployError, ensure_attached_on, ensure_detached_on)
 
 KINDS = ("xdp", "afxdp", "none")
-MEASURES = ("throughput", "latency", "neighbour")
+MEASURES = ("throughput", "latency", "neighbour", "zero_loss")
 EOPNOTSUPP = 95
 # What every step can raise: each carries the sentence that becomes the record's reason.
 STEP_ERRORS = (DeployError, xdp.XdpError, afxdp.AfxdpError, programs.BuildError, programs.ProgramError,
-               ctr.CounterError, cpu.CpuError, sending.SendError, testrun.TestrunError)
+               ctr.CounterError, cpu.CpuError, sending.SendError, testrun.TestrunError, zero_loss.ZeroLossError,
+               safety.UnsafeInput)
 
 
 class CellError(Exception):
@@ -165,8 +168,8 @@ def _send_in_background(params):
     def work():
         try:
             box["result"], box["warnings"] = sending.send(params)
-        except Exception as exc:  # pylint: disable=broad-except - reported by the caller
-            box["error"] = exc
+        except Exception as exc:  # pylint: disable=broad-except
+            box["error"] = exc  # raised again by the caller when it joins the thread
 
     thread = threading.Thread(target=work, name="xl-cell-load")
     thread.daemon = True
@@ -246,6 +249,53 @@ def _neighbour_window(cell, location, generator, dst_mac, dst_ip, warnings):
 
 
 # ---------------------------------------------------------------------------
+# Zero-loss throughput (RFC 2544, 26.1): trials at the rates zero_loss.next_rate asks for
+# ---------------------------------------------------------------------------
+
+def search_parameters(cell):
+    """The cell's search parameters (the matrix gives them as cell keys), defaults filled in."""
+    return zero_loss.parameters(dict((k, cell[k]) for k in zero_loss.PARAMETERS if cell.get(k) is not None))
+
+
+def live_counters(location, armed):
+    """The program's counters now, without stopping it (the worker writes its own every 250 ms)."""
+    if location.get("kind") == "xdp":
+        with ctr.CounterMap(ctr.resolve_paths(armed["prog"]["pin_path"], None)[0]) as cmap:
+            return ctr.totals(cmap.read()[0])
+    if location.get("kind") == "afxdp":
+        time.sleep(2.0 * afxdp.STATS_INTERVAL_MS / 1000.0)  # the worker's last frames reach its stats file
+        sdir = afxdp.state_dir(location["interface"], location.get("netns") or None)
+        return afxdp.summarize(afxdp.read_json(os.path.join(sdir, afxdp.STATS_FILE)))["counters"]
+    return record.zero_counters()
+
+
+def trial(cell, location, generator, dst_mac, rate, duration, warnings, counted):
+    """One trial: traffic at ``rate`` for ``duration`` s; ``counted()`` gives the program's seen packets."""
+    before = counted()
+    traffic, more = sending.send(_traffic_params(generator, dict(cell, rate=rate, duration=duration),
+                                                 location.get("dst_mac") or dst_mac, location.get("dst_ip")))
+    warnings.extend(more)
+    return {"target_pps": rate, "duration_s": traffic.get("duration_s") or duration,
+            "sent": traffic["packets_sent"], "processed": counted() - before}
+
+
+def search(cell, location, generator, armed, warnings):
+    """The whole search on one host (the generator beside the program): its zero_loss.outcome."""
+    params = search_parameters(cell)
+    dst_mac = (armed.get("dut_before") or {}).get("mac")
+    trials = []
+
+    def counted():
+        return live_counters(location, armed)["seen"]["packets"]
+
+    while True:
+        rate = zero_loss.next_rate(trials, params)
+        if rate is None:
+            return zero_loss.outcome(trials, params)
+        trials.append(trial(cell, location, generator, dst_mac, rate, params["trial_duration"], warnings, counted))
+
+
+# ---------------------------------------------------------------------------
 # After the window, at the location
 # ---------------------------------------------------------------------------
 
@@ -310,7 +360,7 @@ def _step(name, fn, *args):
 
 
 def run_phase(phase, p, check_mode=False):
-    """Run one phase ('measured', 'armed', 'window', 'collected', 'absent'); return the module's result.
+    """Run one phase ('measured', 'armed', 'window', 'counted', 'collected', 'absent'); return the result.
 
     Never raises for a failed step: the result's ``error`` says which step failed and why, and
     whatever was deployed is removed again (except after 'armed', which leaves it for the window).
@@ -322,12 +372,20 @@ def run_phase(phase, p, check_mode=False):
         result["planned"] = planned(phase, cell, location, generator)
         return result
     armed = p.get("armed") or {}
-    tear = phase in ("measured", "collected", "absent") or False
+    # Only a phase that runs at the location removes what is there (window runs on the generator's host).
+    at_location = phase in ("measured", "armed", "counted", "collected", "absent")
+    tear = phase in ("measured", "collected", "absent")
     try:
         if phase in ("measured", "armed"):
             armed = _step("deploy at %s" % cell["location"], arm, cell, location, run)
             result["armed"] = armed
-        if phase in ("measured", "window"):
+        zero = (cell.get("measure") or "throughput") == "zero_loss"
+        if phase == "measured" and zero:
+            result["search"] = _step("search the zero-loss rate", search, cell, location, generator, armed,
+                                     result["warnings"])
+        elif phase == "counted":
+            result["counters"] = _step("read the counters at %s" % cell["location"], live_counters, location, armed)
+        elif phase in ("measured", "window"):
             dst_mac = (armed.get("dut_before") or {}).get("mac") or p.get("dst_mac")
             result["window"] = _step("measure (%s)" % (cell.get("measure") or "throughput"), window, cell, location,
                                      generator, sampling, dst_mac, result["warnings"])
@@ -335,7 +393,7 @@ def run_phase(phase, p, check_mode=False):
             result["collected"] = _step("collect at %s" % cell["location"], collect, cell, location, run, armed)
     except CellError as exc:
         result["error"] = exc.msg
-        tear = True
+        tear = at_location
     finally:
         if tear:
             result["teardown_error"] = teardown(location, cell, run)

@@ -19,6 +19,7 @@ Parts (what the ``cell`` module returns, by phase):
                sampling over the window, cpu.compute_usage), ``lg`` (the
                generator link's stats before/after), and for a neighbour cell
                ``probe`` (the probe client's result) and ``load`` (the workload)
+``search``     a zero-loss cell's search instead of a window (zero_loss.outcome: the rate, every trial)
 ``collected``  after the window at the location: ``counters`` (the program's
                seen/dropped/tx/passed/redirected), ``dut_after``, ``testrun``
                (BPF_PROG_TEST_RUN), ``afxdp`` (the worker's final state)
@@ -44,6 +45,7 @@ PARAMETER_FIELDS = frozenset(("schema", "n", "size", "rate", "repetition", "dura
 COUNTER_NAMES = ("seen", "dropped", "tx", "passed", "redirected")
 LATENCY_FIELDS = ("rtt_us_p50", "rtt_us_p90", "rtt_us_p99", "rtt_us_p999", "rtt_us_mean", "rtt_us_min",
                   "rtt_us_max")
+LATENCY_CLIENT_FIELDS = ("method", "bind_mode", "rx_timestamp", "tx_timestamp", "cpu", "cpu_s")
 # A kernel or NIC that cannot run the location at all: the cell is unsupported, not failed.
 UNSUPPORTED_PATTERN = r"offload-capable NIC|the NIC refused"
 
@@ -164,8 +166,7 @@ def latency_fields(traffic):
         "late_sends": traffic.get("late_sends"),
         "rtt_us_hist": traffic.get("rtt_us_hist"),
         "rtt_us_samples": traffic.get("rtt_us_samples") or [],
-        "latency_client": {k: traffic.get(k) for k in ("method", "bind_mode", "rx_timestamp", "tx_timestamp",
-                                                        "cpu", "cpu_s")},
+        "latency_client": {k: traffic.get(k) for k in LATENCY_CLIENT_FIELDS},
     })
     return fields
 
@@ -218,9 +219,30 @@ def interfaces_field(armed, collected, window, location):
     }}
 
 
-def measured_fields(cell, location, armed, window, collected, generator_local=True):
-    """Every measured field of an ok cell, by measure (throughput, latency, neighbour)."""
+def zero_loss_fields(search):
+    """A zero-loss search's result (zero_loss.outcome): the rate, the overload trial's throughput, every trial."""
+    return {
+        "zero_loss_pps": search.get("zero_loss_pps"),
+        # The as-fast-as-possible trial is the location's throughput under overload, drawn beside the zero-loss rate.
+        "processed_pps": search.get("overload_processed_pps"),
+        "zero_loss_converged": search.get("converged"),
+        "zero_loss_reason": search.get("reason"),
+        "zero_loss_low_pps": search.get("low_pps"),
+        "zero_loss_high_pps": search.get("high_pps"),
+        "zero_loss_parameters": search.get("parameters"),
+        "zero_loss_trials": search.get("trials") or [],
+    }
+
+
+def measured_fields(cell, location, armed, window, collected, generator_local=True, search=None):
+    """Every measured field of an ok cell, by measure (throughput, latency, neighbour, zero_loss)."""
     measure = cell.get("measure") or "throughput"
+    if measure == "zero_loss":
+        fields = zero_loss_fields(search or {})
+        fields.update(interfaces_field(armed, collected, window, location))
+        if collected.get("afxdp"):
+            fields.update(afxdp_fields(collected["afxdp"], armed.get("worker")))
+        return fields
     traffic = window.get("traffic") or {}
     counters = collected.get("counters") or zero_counters()
     if measure == "neighbour":
@@ -253,7 +275,7 @@ def status_of(error):
 
 
 def build(cell, run, location, armed=None, window=None, collected=None, error=None, teardown_error=None,
-          started_at=None, finished_at=None, wall_s=None, facts=None, generator_local=True):
+          started_at=None, finished_at=None, wall_s=None, facts=None, generator_local=True, search=None):
     """The record of one cell: its description, status, provenance and (when ok) its measurements.
 
     ``run``: run_id, loader, lab, collection_version; ``location``: the
@@ -298,5 +320,5 @@ def build(cell, run, location, armed=None, window=None, collected=None, error=No
         }, **(location.get("provenance") or {})),
     }
     if status == "ok":
-        record.update(measured_fields(cell, location, armed, window, collected, generator_local))
+        record.update(measured_fields(cell, location, armed, window, collected, generator_local, search))
     return record

@@ -19,7 +19,11 @@ description:
     program's and both links' counters, times the program with C(BPF_PROG_TEST_RUN) when the cell asks,
     and removes the program again. The generator must run on the same host (the bare-metal lab).
   - A guest location splits the cell into three calls, O(phase=armed) in the guest, O(phase=window) on the
-    generator's host and O(phase=collected) in the guest; O(phase=absent) only removes what a cell left.
+    generator's host and O(phase=collected) in the guest; O(phase=absent) only removes what a cell left, and
+    O(phase=counted) reads the program's counters without stopping it (a zero-loss trial in a guest).
+  - A cell with C(measure=zero_loss) searches, with O(phase=measured), the highest offered rate that loses no more
+    than the cell's C(loss_tolerance) (RFC 2544, 26.1) in trials of C(trial_duration) seconds; RV(search) has
+    the rate and every trial.
   - When the driver refuses native XDP (C(EOPNOTSUPP), a vNIC without it) and the location has a
     C(fallback_mode), the program is attached in that mode; the result's C(armed.deploy) says so and why.
   - A failed step is a result, not a module failure, so that the cell's record can say why it did not run
@@ -29,7 +33,7 @@ options:
   phase:
     description: Which part of the cell to run.
     type: str
-    choices: [measured, armed, window, collected, absent]
+    choices: [measured, armed, window, counted, collected, absent]
     default: measured
   cell:
     description:
@@ -117,6 +121,14 @@ window:
   description: The traffic's result, the CPU usage over the window and the generator link's counters.
   returned: phases measured and window, when the window completed
   type: dict
+search:
+  description: A zero-loss cell's search - zero_loss_pps, the trials (offered, sent, processed, loss), converged, reason.
+  returned: phase measured of a zero_loss cell, when the search completed
+  type: dict
+counters:
+  description: The program's counters now.
+  returned: phase counted
+  type: dict
 collected:
   description: The program's counters, the DUT link's counters after, the test run and the worker's final state.
   returned: phases measured and collected, when the collection completed
@@ -160,7 +172,7 @@ def check_inputs(p):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            phase=dict(type="str", choices=["measured", "armed", "window", "collected", "absent"],
+            phase=dict(type="str", choices=["measured", "armed", "window", "counted", "collected", "absent"],
                        default="measured"),
             cell=dict(type="dict", required=True),
             location=dict(type="dict", required=True),

@@ -62,6 +62,10 @@ options:
     description: The C(collected) result of M(xdplab.offload.cell).
     type: dict
     default: {}
+  search:
+    description: The C(search) result of M(xdplab.offload.cell) for a zero-loss cell (its rate and trials).
+    type: dict
+    default: {}
   error:
     description: Why the cell did not complete; the record's C(status) is then V(unsupported) or V(failed).
     type: str
@@ -88,8 +92,9 @@ attributes:
   diff_mode:
     support: none
   action:
+    description: Indicates this has a corresponding action plugin so some parts of the work run on the controller.
     support: full
-    details: Runs on the controller; no module is transferred or started.
+    details: Everything runs on the controller; no module is transferred or started.
 seealso:
   - module: xdplab.offload.cell
 '''

@@ -73,8 +73,8 @@ def timed_run(checkout, playbook, profile, keep=False):
     proc = subprocess.run(command, cwd=checkout, capture_output=True, text=True, timeout=7200, check=False)
     end = time.time()
     if proc.returncode != 0:
-        raise RuntimeError("%s failed (rc %d):\n%s\n%s" % (" ".join(command), proc.returncode,
-                                                          proc.stdout[-6000:], proc.stderr[-2000:]))
+        raise RuntimeError("%s failed (rc %d):\n%s\n%s"
+                           % (" ".join(command), proc.returncode, proc.stdout[-6000:], proc.stderr[-2000:]))
     run_dir = os.path.join(checkout, "results", run_id)
     records = []
     for path in sorted(glob.glob(os.path.join(run_dir, "records", "*.json"))):

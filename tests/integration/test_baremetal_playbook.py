@@ -60,7 +60,7 @@ def xl_objects():
 
 
 def _record_mtimes(run_id):
-    paths = glob.glob(os.path.join("/opt/xdplab/results", run_id, "records", "*.json"))
+    paths = glob.glob(os.path.join(ROOT, "results", run_id, "records", "*.json"))
     return dict((os.path.basename(p)[:-len(".json")], os.stat(p).st_mtime_ns) for p in paths)
 
 
@@ -140,9 +140,9 @@ def test_counts_are_consistent_with_the_interfaces(run):
 def test_rerun_with_the_same_run_id_skips_recorded_cells(run):
     second = run["second"]
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr
-    assert "TASK [xdplab.offload.experiment : Deploy the program at the location]" not in second.stdout
-    assert "TASK [xdplab.offload.experiment : Send traffic" not in second.stdout
-    assert second.stdout.count("TASK [xdplab.offload.experiment : Look for an existing record (resume)]") == 5
+    assert "TASK [xdplab.offload.experiment : Deploy, measure, collect and remove" not in second.stdout
+    assert "TASK [xdplab.offload.experiment : Write the record" not in second.stdout
+    assert second.stdout.count("TASK [xdplab.offload.experiment : Check cell ") == 5
 
 
 def test_retry_failed_runs_only_the_failed_cell_again(run):

@@ -54,8 +54,8 @@ def wire():
 def xdp_attached(pair):
     with IPRoute(netns=pair.ns_b) as ipr:
         link = ipr.get_links(ipr.link_lookup(ifname=pair.name_b)[0])[0]
-        return link.get_attr("IFLA_XDP") is not None and bool(
-            (link.get_attr("IFLA_XDP").get_attr("IFLA_XDP_ATTACHED") or 0))
+        xdp = link.get_attr("IFLA_XDP")
+        return xdp is not None and bool(xdp.get_attr("IFLA_XDP_ATTACHED") or 0)
 
 
 def args(pair, location="driver", kind="xdp", mode="driver", program="drop", measure="throughput", **cell):
