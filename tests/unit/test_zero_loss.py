@@ -13,13 +13,15 @@ from ansible_collections.xdplab.offload.plugins.module_utils.zero_loss import Ze
 GENERATOR_MAX = 2000000.0   # pps the simulated generator reaches when asked for "as fast as possible"
 
 
-def receiver(capacity, base_loss=0.0, generator_max=GENERATOR_MAX, duration=2.0):
+def receiver(capacity, base_loss=0.0, generator_max=GENERATOR_MAX, duration=2.0, overload_capacity=None):
     """A trial against a receiver that processes at most ``capacity`` pps and loses ``base_loss`` of
-    what it could process at any rate."""
+    what it could process at any rate. ``overload_capacity``: what it processes when offered more than
+    its capacity (receive livelock when lower), by default its capacity."""
     def trial(target):
         offered = generator_max if target == 0 else min(float(target), generator_max)
         sent = int(round(offered * duration))
-        processed = int(min(sent, capacity * duration) * (1.0 - base_loss))
+        limit = capacity if offered <= capacity or overload_capacity is None else overload_capacity
+        processed = int(min(sent, limit * duration) * (1.0 - base_loss))
         return {"target_pps": target, "duration_s": duration, "sent": sent, "processed": processed,
                 "received": sent}
     return trial
@@ -52,14 +54,25 @@ def test_lands_within_resolution_below_a_known_capacity(capacity, resolution):
     assert [t["offered_pps"] for t in result["trials"]][0] == GENERATOR_MAX
 
 
-def test_binary_search_halves_the_interval():
-    params = {"resolution": 0.01}
-    result, trials = run_search(receiver(500000.0), params)
+def test_the_overload_throughput_brackets_the_answer_in_three_trials():
+    result, trials = run_search(receiver(500000.0), {"resolution": 0.01})
+    # overload; the processed rate (passes); one step of 0.9 x resolution above it (fails)
+    assert [t["target_pps"] for t in trials] == [0, 500000, int(round(500000 / (1 - 0.009)))]
+    assert result["converged"] and result["zero_loss_pps"] == 500000.0
+
+
+def test_a_receiver_livelocked_under_overload_is_found_by_halving_without_bias():
+    # Under overload it processes 100 kpps, below that up to 500 kpps: the guess is far off.
+    params = {"resolution": 0.01, "max_trials": 30}
+    result, trials = run_search(receiver(500000.0, overload_capacity=100000.0), params)
     rates = [t["target_pps"] for t in trials]
-    assert rates[:4] == [0, 1000000, 500000, 750000]
-    # The interval halves with every trial: from 2 Mpps wide to 1 % of 500 kpps takes
-    # log2(2e6 / 5e3) = 8.6, so 9 bisections after the overload trial.
-    assert len(trials) == 10
+    second = int(round(100000 / (1 - 0.009)))
+    # two probes at the guess (both pass), then halving between the highest pass and the overload trial
+    assert rates[:4] == [0, 100000, second, int(round((second + GENERATOR_MAX) / 2))]
+    assert result["converged"] and 0 <= (500000.0 - result["zero_loss_pps"]) / 500000.0 <= 0.01
+    # The interval halves with every further trial: from ~1.9 Mpps wide to 1 % of 500 kpps
+    # takes log2(1.9e6 / 5e3) = 8.6, so 9 bisections after the three first trials.
+    assert len(trials) == 12
 
 
 def test_each_trial_is_recorded_with_its_loss():
@@ -98,7 +111,8 @@ def test_a_receiver_that_always_loses_a_little_passes_only_with_a_tolerance():
 
 
 def test_max_trials_exhausted_gives_the_bounds_and_says_so():
-    result, trials = run_search(receiver(777777.0), {"resolution": 0.001, "max_trials": 4})
+    result, trials = run_search(receiver(777777.0, overload_capacity=300000.0),
+                                {"resolution": 0.001, "max_trials": 4})
     assert len(trials) == 4
     assert not result["converged"] and result["done"]
     assert "max_trials (4) reached" in result["reason"]
@@ -129,7 +143,8 @@ def test_start_rate_that_fails_bisects_below_it():
 
 def test_bounds_use_the_rate_achieved_not_the_rate_asked_for():
     # Asked for 1 Mpps, the generator managed 800 kpps and nothing was lost: 800 kpps is the bound.
-    trials = [{"target_pps": 0, "duration_s": 1.0, "sent": 2000000, "processed": 900000},
+    # (the overload trial processed 700 kpps: below the bounds, so no probe there)
+    trials = [{"target_pps": 0, "duration_s": 1.0, "sent": 2000000, "processed": 700000},
               {"target_pps": 1000000, "duration_s": 1.0, "sent": 800000, "processed": 800000}]
     out = zl.outcome(trials, {})
     assert out["low_pps"] == 800000.0 and out["high_pps"] == 2000000.0
@@ -143,7 +158,8 @@ def test_non_monotonic_noise_is_noted_and_the_lower_rate_decides():
     out = zl.outcome(trials, {})
     assert out["high_pps"] == 500000.0 and out["low_pps"] is None
     assert "not monotonic" in out["reason"]
-    assert zl.next_rate(trials, {}) == 250000
+    # below the lowest failing rate: one step of 0.9 x resolution under the probe at 500 kpps
+    assert zl.next_rate(trials, {}) == 491000
 
 
 def test_first_rate_is_the_start_rate():
