@@ -18,6 +18,7 @@ load generator (:func:`rate_line`, from one line of its progress file).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import math
 import re
 import time
 
@@ -172,7 +173,7 @@ def _value(record, key):
         value = float(value)
     except (TypeError, ValueError):
         return None
-    return None if value != value else value  # NaN
+    return None if math.isnan(value) else value
 
 
 def _present(record, key):
