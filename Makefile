@@ -10,7 +10,7 @@ MAIN_PLAYBOOK ?= playbooks/vm_offload.yml
 RUN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup bootstrap lab-host run test unit integration bpf clean-lab bench
+.PHONY: setup bootstrap lab-host run test test-xen unit integration bpf clean-lab bench
 
 setup: bootstrap $(VENV)/.stamp $(COLLECTION_LINK) lab-host
 
@@ -44,6 +44,10 @@ run: setup
 
 test: setup bpf
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The Xen lab end to end (vm_offload.yml -e hypervisor=xen): long under TCG, so not part of `test`.
+test-xen: setup bpf
+	XL_TEST_XEN=1 $(PY) -m pytest tests/integration/test_xen_lab.py $(PYTEST_ARGS)
 
 unit: $(VENV)/.stamp $(COLLECTION_LINK)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
