@@ -47,6 +47,7 @@ __metaclass__ = type
 
 import collections
 import math
+import re
 
 from ansible_collections.xdplab.offload.plugins.module_utils import figures as fg
 from ansible_collections.xdplab.offload.plugins.module_utils import results as res
@@ -649,11 +650,27 @@ FINDINGS = (
 )
 
 
+_AT_LOCATION = re.compile(r"`(?P<experiment>[^`]+)` at `(?P<location>[^`]+)`: (?P<why>.*)")
+
+
+def merge_locations(reasons):
+    """Distinct ``reasons`` in order; "`e` at `a`: why" and "`e` at `b`: why" become "`e` at `a`, `b`: why"."""
+    merged = collections.OrderedDict()
+    for reason in reasons:
+        match = _AT_LOCATION.fullmatch(reason)
+        key = (match.group("experiment"), match.group("why")) if match else (None, reason)
+        locations = merged.setdefault(key, [])
+        if match and match.group("location") not in locations:
+            locations.append(match.group("location"))
+    return ["`%s` at %s: %s" % (experiment, ", ".join("`%s`" % loc for loc in locations), why) if experiment
+            else why for (experiment, why), locations in merged.items()]
+
+
 def judge(finding, rows):
     """The verdict of one :class:`Finding` on the summary rows of a run (see the module doc)."""
     numbers, deciding, missing = finding.judge(rows)
     verdict, strength = verdict_of(deciding)
-    not_judged = list(dict.fromkeys(m for m in missing if m))
+    not_judged = merge_locations(missing)
     reason = None
     if verdict == NOT_MEASURABLE:
         undecided = [s["text"] for s in deciding if s["outcome"] == UNDECIDED]

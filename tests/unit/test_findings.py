@@ -259,3 +259,12 @@ def test_zero_loss_rates_over_n_are_judged_with_the_complexity_findings():
     assert out["numbers"][-1] == ("zero_loss checksum, 64 B, max rate at driver, zero-loss throughput: N=1 1.00 Mpps "
                                   "(IQR 0.950-1.05, 3 reps) vs N=100 1.00 Mpps (IQR 0.975-1.02, 3 reps): IQRs overlap, "
                                   "no difference shown")
+
+
+def test_the_same_reason_at_several_locations_is_said_once():
+    records = [dict(r, status="failed", reason="traffic: generator exited with status 1")
+               for r in tput("drop", "driver", [1, 1]) + tput("drop", "afxdp", [1, 1])] + no_nic("drop", "offload")
+    out = judged(records, "offload_improves_drop")
+    assert out["verdict"] == fd.NOT_MEASURABLE
+    assert out["reason"] == ("`drop` at `afxdp`, `driver`: failed (traffic: generator exited with status 1); "
+                             "`drop` at `offload`: unsupported (%s)" % NO_NIC)
