@@ -486,6 +486,9 @@ def _before_driver(rows):
             continue
         nic, driver = spread(by_location["offload"], "rtt_us_p50"), spread(by_location["driver"], "rtt_us_p50")
         share = ratio(nic, driver)
+        if share is None:
+            missing.append("dns_latency %s: the driver's RTT quartile is 0" % setting_label(group[0]))
+            continue
         text = "dns_latency %s: p50 RTT offload %s vs driver %s, offload/driver %s" % (
             setting_label(group[0]), describe(nic, "µs"), describe(driver, "µs"), _ratio_text(share))
         weak = tentative(nic, driver)
