@@ -21,8 +21,8 @@ description:
     cell its round-trip time p50/p99, a cell kept from an earlier run says so. The time left is learnt
     from the cells measured in this run, not from the kept ones."
   - At verbosity 0 the changed results of the steps inside a cell (tasks of the role
-    P(xdplab.offload.experiment#role)) are summed up by the cell's line and not printed, see
-    O(hide_cell_steps).
+    P(xdplab.offload.experiment#role)), and their failures that the role rescues and records, are
+    summed up by the cell's line and not printed, see O(hide_cell_steps).
   - While a task of P(xdplab.offload.traffic#module) (or C(xdplab.offload.cell)) runs, a thread reads
     the progress file the load generator writes under O(progress_dir) (one JSON line about every
     second) and prints a line every O(live_rate_interval) seconds, like xdp-bench -
@@ -44,9 +44,10 @@ requirements:
 options:
   hide_cell_steps:
     description:
-      - At verbosity 0, do not print the changed results of the tasks of the role
-        P(xdplab.offload.experiment#role) (deploy, traffic, detach, record); the cell's line sums them up.
-        Their failures are always printed. With C(-v) they are printed anyway.
+      - At verbosity 0, do not print the changed results of the tasks of the O(cell_roles) (by default
+        P(xdplab.offload.experiment#role) - deploy, traffic, detach, record), nor their failures that a
+        C(rescue) section handles (the cell is then recorded V(failed) or V(unsupported) with the reason);
+        the cell's line sums them up. Other failures are always printed. With C(-v) everything is printed.
     type: bool
     default: true
     env:
@@ -54,6 +55,16 @@ options:
     ini:
       - section: callback_xdplab_lab
         key: hide_cell_steps
+  cell_roles:
+    description: The roles whose tasks are a cell's steps for O(hide_cell_steps).
+    type: list
+    elements: str
+    default: [xdplab.offload.experiment]
+    env:
+      - name: ANSIBLE_XDPLAB_CELL_ROLES
+    ini:
+      - section: callback_xdplab_lab
+        key: cell_roles
   live_rate:
     description: Print the live rate line of the load generator while a traffic task runs.
     type: bool
@@ -106,6 +117,7 @@ import time
 
 from ansible import constants as C
 from ansible import context
+from ansible.playbook.block import Block
 from ansible.playbook.task_include import TaskInclude
 from ansible.plugins.callback.default import CallbackModule as DefaultCallbackModule
 
@@ -114,7 +126,6 @@ from ansible_collections.xdplab.offload.plugins.module_utils.progress import Pro
 CELL_KEY = "xdplab_cell"
 LIVE_RATE_ACTIONS = ("xdplab.offload.traffic", "xdplab.offload.cell")
 REPORT_ACTIONS = ("xdplab.offload.results_report",)
-CELL_ROLES = ("xdplab.offload.experiment",)
 QUIET_OPTIONS = ("display_ok_hosts", "display_skipped_hosts")
 MIN_WINDOW_S = 5.0
 TAIL_BYTES = 4096
@@ -152,6 +163,17 @@ def last_progress(path):
         if isinstance(value, dict):
             return value
     return None
+
+
+def will_be_rescued(task):
+    """True when the task lies in the C(block) part of an enclosing block that has a C(rescue) part."""
+    child, parent = task, getattr(task, "_parent", None)
+    while parent is not None:
+        if isinstance(parent, Block) and parent.rescue and \
+                any(getattr(entry, "_uuid", None) == child._uuid for entry in parent.block):
+            return True
+        child, parent = parent, getattr(parent, "_parent", None)
+    return False
 
 
 class LiveRate(threading.Thread):
@@ -229,7 +251,11 @@ class CallbackModule(DefaultCallbackModule):
     def _cell_step(self, task):
         role = getattr(task, "_role", None)
         return (self._quiet() and bool(self.get_option("hide_cell_steps"))
-                and role is not None and role.get_name() in CELL_ROLES)
+                and role is not None and role.get_name() in (self.get_option("cell_roles") or ()))
+
+    def _rescued_cell_step(self, task):
+        """A cell step whose failure a rescue section handles (the cell's line reports it)."""
+        return self._cell_step(task) and will_be_rescued(task)
 
     # --- results -----------------------------------------------------------------------------
 
@@ -272,7 +298,14 @@ class CallbackModule(DefaultCallbackModule):
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         self._stop_live(_task(result))
+        if self._rescued_cell_step(_task(result)):
+            return
         super(CallbackModule, self).v2_runner_on_failed(result, ignore_errors)
+
+    def v2_runner_item_on_failed(self, result):
+        if self._rescued_cell_step(_task(result)):
+            return
+        super(CallbackModule, self).v2_runner_item_on_failed(result)
 
     def v2_runner_on_unreachable(self, result):
         self._stop_live(_task(result))

@@ -201,7 +201,7 @@ def _reason(text):
     """The reason on one line, without the failed task's name in front (task names are capitalised,
     module messages are not), cut to REASON_CHARS."""
     text = " ".join(str(text or "no reason given").split())
-    text = re.sub(r"^[A-Z][^:]{0,80}: (?=\S)", "", text)
+    text = re.sub(r"^[A-Z][^:]{0,120}: (?=\S)", "", text)
     return text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 3] + "..."
 
 

@@ -3,7 +3,8 @@
 """The xdplab.offload.lab stdout callback in a real ansible-playbook run, at verbosity 0 and -v.
 
 tests/integration/playbooks/callback_lab.yml has ok, skipped, changed and ignored-failed tasks,
-three cells and the real results role. The cells' ``xdplab_cell`` results come from
+three cells (steps in a test role, one rescued failure) and the real results role. The cells'
+``xdplab_cell`` results come from
 ansible.builtin.debug, a stand-in for the experiment role's record task (that role does not
 return ``xdplab_cell`` yet); their records are written here, with made-up numbers, and are
 also what the results role reports on. Names start with ``xl-cb``; the results go to a
@@ -61,7 +62,8 @@ def results_dir():
 
 
 def run(results_dir, *options):
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="xdplab.offload.lab", ANSIBLE_NOCOLOR="1")
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="xdplab.offload.lab", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_XDPLAB_CELL_ROLES="xl_cb_cell")
     cmd = [os.path.join(VENV_BIN, "ansible-playbook"), PLAYBOOK, "-e", "results_dir=%s" % results_dir,
            "-e", json.dumps({"xl_cb_records": CELLS})] + list(options)
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False, env=env)
@@ -100,8 +102,8 @@ def test_verbosity_0_shows_cells_changes_failures_and_the_end_only(results_dir):
     check_cells(out)
     check_end(out, results_dir)
     for noise in ("xl-cb-ok-noise", "TASK [Xl-cb ok task]", "TASK [Xl-cb skipped task]", "skipping:",
-                  "included:", "ok: [localhost]", "TASK [Xl-cb write the cell's record"):
-        assert noise not in out, noise
+                  "included:", "ok: [localhost]", "Xl-cb write the cell's record", "Xl-cb cell step"):
+        assert noise not in out, noise  # the cell's steps, their rescued failure too, are in its line
     assert "TASK [Xl-cb changed task]" in out and "changed: [localhost]" in out
     failed = out.index("TASK [Xl-cb failed task, ignored]")
     assert "fatal: [localhost]: FAILED!" in out[failed:] and "...ignoring" in out[failed:]
@@ -114,8 +116,10 @@ def test_verbose_shows_everything_the_default_callback_shows(results_dir):
     check_end(out, results_dir)
     for shown in ("xl-cb-ok-noise", "TASK [Xl-cb ok task]", "TASK [Xl-cb skipped task]", "skipping: [localhost]",
                   "included: ", "ok: [localhost]", "TASK [Xl-cb changed task]", "...ignoring",
-                  "TASK [Xl-cb write the cell's record"):
+                  "TASK [xl_cb_cell : Xl-cb write the cell's record", "TASK [xl_cb_cell : Xl-cb cell step that changes]"):
         assert shown in out, shown
+    failed = out.index("TASK [xl_cb_cell : Xl-cb cell step that fails]")
+    assert "fatal: [localhost]: FAILED!" in out[failed:]
 
 
 def test_the_default_callback_is_one_variable_away(results_dir):
