@@ -14,7 +14,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.xdplab.offload.plugins.module_utils import record as records
-from ansible_collections.xdplab.offload.plugins.module_utils import resume, safety
+from ansible_collections.xdplab.offload.plugins.module_utils import resume, safety, zero_loss
 
 ARGUMENT_SPEC = dict(
     state=dict(type="str", choices=["checked", "written"], default="written"),
@@ -38,13 +38,10 @@ BULKY = ("rtt_us_samples", "rtt_us_hist", "interfaces", "per_cpu", "invalid_reas
 
 
 def record_path(records_dir, run_id, cell_id):
-    """<records_dir>/<cell_id>.json, with both names checked: they become path parts written as root."""
+    """<records_dir>/<cell_id>.json, with both ids checked (they name the run and the file written)."""
     safety.run_id(run_id, "run.run_id")
     safety.name(cell_id, "cell.id", "cell id")
     base = os.path.realpath(os.path.abspath(records_dir))
-    if os.path.basename(base) != "records" or os.path.basename(os.path.dirname(base)) != run_id:
-        raise safety.UnsafeInput("records_dir must be <results>/<run_id>/records for run %s, got %s"
-                                 % (run_id, records_dir), "records_dir")
     return base, safety.strictly_under(os.path.join(base, cell_id + ".json"), base, "cell.id")
 
 
@@ -97,6 +94,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(exc.msg)
         result.update(changed=False, path=path)
         if args["state"] == "checked":
+            result["cell"], result["cell_error"] = self._resolved(cell, directory)
             return self._checked(result, path, args)
         finished = time.time()
         started = args["started"] or finished
@@ -116,6 +114,26 @@ class ActionModule(ActionBase):
             except OSError as exc:
                 raise AnsibleActionFail("cannot write the record %s: %s" % (path, exc))
         return result
+
+    @staticmethod
+    def _resolved(cell, directory):
+        """The cell, with the rate of a latency cell given as a fraction of the zero-loss rate resolved from
+        this run's records; and why not, when it cannot be (then the cell is recorded as failed)."""
+        if cell.get("rate_fraction_of_zero_loss") is None:
+            return cell, None
+        found = []
+        if os.path.isdir(directory):
+            for name in sorted(os.listdir(directory)):
+                if name.endswith(".json") and not name.startswith("."):
+                    try:
+                        with open(os.path.join(directory, name), "rb") as handle:
+                            found.append(json.loads(handle.read()))
+                    except (OSError, ValueError):
+                        continue
+        answer = zero_loss.rate_from_zero_loss(found, cell)
+        if answer["rate"] is None:
+            return cell, answer["reason"]
+        return dict(cell, rate=answer["rate"]), None
 
     @staticmethod
     def _checked(result, path, args):

@@ -252,21 +252,20 @@ def _neighbour_window(cell, location, generator, dst_mac, dst_ip, warnings):
 # Zero-loss throughput (RFC 2544, 26.1): trials at the rates zero_loss.next_rate asks for
 # ---------------------------------------------------------------------------
 
-def search_parameters(cell):
-    """The cell's search parameters (the matrix gives them as cell keys), defaults filled in."""
-    return zero_loss.parameters(dict((k, cell[k]) for k in zero_loss.PARAMETERS if cell.get(k) is not None))
-
-
 def live_counters(location, armed):
     """The program's counters now, without stopping it (the worker writes its own every 250 ms)."""
     if location.get("kind") == "xdp":
         with ctr.CounterMap(ctr.resolve_paths(armed["prog"]["pin_path"], None)[0]) as cmap:
             return ctr.totals(cmap.read()[0])
     if location.get("kind") == "afxdp":
-        time.sleep(2.0 * afxdp.STATS_INTERVAL_MS / 1000.0)  # the worker's last frames reach its stats file
+        time.sleep(2.0 * afxdp.STATS_INTERVAL_MS / 1000.0)  # the worker's last count reaches its stats file
         sdir = afxdp.state_dir(location["interface"], location.get("netns") or None)
         return afxdp.summarize(afxdp.read_json(os.path.join(sdir, afxdp.STATS_FILE)))["counters"]
     return record.zero_counters()
+
+
+# Frames still in the receiver's ring when the generator stops (up to 256: ~8 ms at 33 kpps) are not lost.
+SETTLE_S = 0.3
 
 
 def trial(cell, location, generator, dst_mac, rate, duration, warnings, counted):
@@ -275,13 +274,14 @@ def trial(cell, location, generator, dst_mac, rate, duration, warnings, counted)
     traffic, more = sending.send(_traffic_params(generator, dict(cell, rate=rate, duration=duration),
                                                  location.get("dst_mac") or dst_mac, location.get("dst_ip")))
     warnings.extend(more)
+    time.sleep(SETTLE_S)
     return {"target_pps": rate, "duration_s": traffic.get("duration_s") or duration,
             "sent": traffic["packets_sent"], "processed": counted() - before}
 
 
 def search(cell, location, generator, armed, warnings):
     """The whole search on one host (the generator beside the program): its zero_loss.outcome."""
-    params = search_parameters(cell)
+    params = zero_loss.parameters(zero_loss.parameters_of(cell))
     dst_mac = (armed.get("dut_before") or {}).get("mac")
     trials = []
 

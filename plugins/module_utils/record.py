@@ -319,6 +319,8 @@ def build(cell, run, location, armed=None, window=None, collected=None, error=No
             "lab": run.get("lab"),
         }, **(location.get("provenance") or {})),
     }
+    if cell.get("rate_fraction_of_zero_loss") is not None:
+        record["rate_fraction_of_zero_loss"] = cell["rate_fraction_of_zero_loss"]
     if status == "ok":
         record.update(measured_fields(cell, location, armed, window, collected, generator_local, search))
     return record

@@ -30,8 +30,8 @@ options:
     default: written
   records_dir:
     description:
-      - The run's records directory on the controller; it must be C(<results dir>/<run id>/records).
-      - The cell's id and the run id are checked before they become path parts.
+      - The run's records directory on the controller (the playbooks use C(<results dir>/<run id>/records)).
+      - The cell's id is checked before it becomes the file's name, and the file must lie strictly under it.
     type: path
     required: true
   cell:
@@ -133,6 +133,16 @@ run:
 reason:
   description: Why the cell runs or not (checked); why the cell is not ok (written, null when ok).
   returned: always
+  type: str
+cell:
+  description:
+    - The cell to run; a latency cell given as a fraction of the zero-loss rate (C(rate_fraction_of_zero_loss))
+      has its C(rate) resolved from the run's zero-loss records.
+  returned: state checked
+  type: dict
+cell_error:
+  description: Why the cell's rate cannot be resolved (no zero-loss record of its program and location); null otherwise.
+  returned: state checked
   type: str
 recorded_status:
   description: The status of the existing record, if a valid one exists.
