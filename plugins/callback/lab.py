@@ -237,6 +237,7 @@ class CallbackModule(DefaultCallbackModule):
         self._report_html = None
         self._run_id = None
         self._playbooks = []
+        self._cells_done = 0
 
     # --- what is hidden at verbosity 0 -----------------------------------------------------
 
@@ -270,8 +271,9 @@ class CallbackModule(DefaultCallbackModule):
             return False
         if cell.get("run_id"):
             self._run_id = str(cell["run_id"])
+        self._cells_done += 1
         try:
-            line = cell_line(cell)
+            line = cell_line(cell, done=self._cells_done)
         except (ProgressError, TypeError, ValueError) as exc:
             line = "cell: cannot format %s (%s)" % (CELL_KEY, exc)
         self._display.display(line, color=C.COLOR_CHANGED if cell.get("record", {}).get("status") == "ok"

@@ -239,13 +239,16 @@ def record_summary(record):
     return ", ".join(parts) or "ok"
 
 
-def cell_line(cell, now=None):
+def cell_line(cell, now=None, done=None):
     """The line for a finished cell, from the ``xdplab_cell`` result of the task that wrote its record.
 
     ``cell`` holds ``index`` (1-based), ``total``, ``run_id``, ``started`` (epoch
     seconds of the run's start), ``resumed`` (cells kept from an earlier run so
-    far), ``record`` and, for a kept cell, ``kept: true``. The time left is
-    learnt from the cells measured in this run only::
+    far), ``record`` and, for a kept cell, ``kept: true``. ``done`` is how many
+    cells have finished, this one included (default ``index``; the callback
+    counts them, so that an index that does not follow the order the cells run
+    in still gives a right estimate). The time left is learnt from the cells
+    measured in this run only::
 
         cell 12/78 vm_drop vm_driver rep 2: 65.2 kpps processed, loss 0.1 %, host 60 % / VM 50 % · 14:02 elapsed, ~21 min left
     """
@@ -265,8 +268,9 @@ def cell_line(cell, now=None):
     if elapsed is None:
         return text
     text += " · %s elapsed" % short_clock(elapsed)
-    if index < total:
-        remaining, _lower = remaining_s([None] * total, index, cell.get("resumed") or 0, elapsed)
+    done = index if done is None else min(int(_number(done, "done")), total)
+    if done < total:
+        remaining, _lower = remaining_s([None] * total, done, cell.get("resumed") or 0, elapsed)
         text += ", " + (time_left(remaining) if remaining is not None else "time left unknown yet")
     return text
 

@@ -132,3 +132,10 @@ def test_remaining_is_shared_with_the_progress_filter():
 def test_numbers_written_as_text_are_read_and_nan_is_not_a_number():
     record = dict(VM_DROP, processed_pps="7.2e6", cpu_host_share=float("nan"), cpu_vm_share="x")
     assert pg.record_summary(record) == "7.2 Mpps processed, loss 0.1 %"
+
+
+def test_the_time_left_follows_the_cells_done_not_the_index():
+    # The latency cells run last but have lower indexes: 12 of 22 done when cell 19 finishes.
+    line = pg.cell_line(cell(VM_DROP, index=19, total=22), now=120.0, done=12)
+    assert line.startswith("cell 19/22 ") and line.endswith("· 2:00 elapsed, ~2 min left")  # 10 left x 10 s
+    assert pg.cell_line(cell(VM_DROP, index=13, total=22), now=220.0, done=22).endswith("· 3:40 elapsed")
