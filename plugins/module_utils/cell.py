@@ -154,7 +154,7 @@ def _traffic_params(generator, cell, dst_mac, dst_ip, **extra):
               "netns": generator.get("netns") or None, "rate": float(cell["rate"]), "size": cell["size"],
               "duration": float(cell["duration"]), "cpu": generator.get("cpu"),
               "allowed_destinations": generator.get("allowed_destinations") or [],
-              "dst_mac": dst_mac, "dst_ip": dst_ip, "binary": generator.get("binary"),
+              "dst_mac": dst_mac, "dst_ip": dst_ip, "binary": generator.get("binary"), "flows": cell.get("flows"),
               # The matrix bounds rate and duration; a paced cell may plan more frames than the default bound.
               "max_packets": max(10 ** 9, int(float(cell["rate"]) * float(cell["duration"])))}
     params.update(extra)

@@ -34,7 +34,13 @@ from ansible_collections.xdplab.offload.plugins.module_utils.programs import BUI
 
 # Programs whose cost is set by a compile-time N; for the others N is collapsed.
 PROGRAMS_WITH_N = ("loop", "checksum")
-AXES = (("program", "programs"), ("n", "n"), ("location", "locations"), ("rate", "rates"), ("size", "sizes"))
+AXES = (("program", "programs"), ("n", "n"), ("location", "locations"), ("rate", "rates"), ("size", "sizes"),
+        ("flows", "flows"), ("queues", "queues"))
+# Traffic distribution: UDP flows (source ports) the generator spreads frames over, and RX queues of the
+# device under test (the emulated wire's veth); absent from a cell (and its id) unless the experiment gives them.
+DISTRIBUTION_KEYS = ("flows", "queues")
+MAX_FLOWS = 65536
+MAX_QUEUES = 64
 # The locations the playbooks deploy (experiment role and the VM playbook's location map).
 LOCATIONS = ("offload", "driver", "generic", "afxdp", "afxdp_generic",
              "nic", "host_driver", "vm_driver", "vm_generic", "vm_afxdp", "baseline")
@@ -207,8 +213,24 @@ def _fractions(name, spec, measure):
     return fractions
 
 
+def check_flows(value, experiment="?", key="flows"):
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_FLOWS:
+        _refuse(experiment, key, value, "must be an integer number of flows from 1 to %d" % MAX_FLOWS)
+    return value
+
+
+def check_queues(value, experiment="?", key="queues"):
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_QUEUES:
+        _refuse(experiment, key, value, "must be an integer number of RX queues from 1 to %d" % MAX_QUEUES)
+    return value
+
+
 _AXIS_CHECKS = {"program": check_program, "n": check_n, "location": check_location,
-                "rate": check_rate, "size": check_size}
+                "rate": check_rate, "size": check_size, "flows": check_flows, "queues": check_queues}
 
 
 def _number_text(value):
@@ -228,7 +250,8 @@ def _program_text(program):
 def cell_id(cell):
     """The cell's stable, readable id; it covers every parameter that changes the measurement.
 
-    ``<experiment>-<program>[-n<N>]-<location>-s<size>-r<rate>-d<duration>[-<measure>][-p<probe_rate>][-tr]-rep<k>``:
+    ``<experiment>-<program>[-n<N>]-<location>-s<size>[-fl<flows>][-q<queues>]-r<rate>-d<duration>[-<measure>]``
+    ``[-p<probe_rate>][-tr]-rep<k>``:
     the measure only when it is not throughput, the probe rate only for neighbour cells (the only ones that
     send probes), ``tr`` when the cell also measures the BPF_PROG_TEST_RUN cost. A cell whose rate is a
     fraction of the zero-loss rate has ``f<fraction>`` in place of ``r<rate>``. A zero_loss cell has no rate
@@ -239,6 +262,8 @@ def cell_id(cell):
     if cell.get("n") is not None:
         parts.append("n%s" % cell["n"])
     parts += [cell["location"], "s%s" % cell["size"]]
+    parts += ["%s%s" % (short, cell[key]) for short, key in (("fl", "flows"), ("q", "queues"))
+              if cell.get(key) is not None]
     measure = cell.get("measure") or "throughput"
     if measure != "zero_loss":
         if cell.get(FRACTION_KEY) is not None:
@@ -309,7 +334,7 @@ def validate_experiment(name, spec):
 
 
 CELL_KEYS = frozenset(("experiment", "program", "n", "location", "rate", "size", "repetition", "id", FRACTION_KEY)
-                      + SCALARS) - frozenset(("repetitions",))
+                      + SCALARS + DISTRIBUTION_KEYS) - frozenset(("repetitions",))
 
 
 def check_cell(cell):
@@ -336,6 +361,8 @@ def check_cell(cell):
     check_n(cell.get("n"), name, "n")
     check_location(cell["location"], name, "location")
     check_size(cell["size"], name, "size")
+    check_flows(cell.get("flows"), name, "flows")
+    check_queues(cell.get("queues"), name, "queues")
     check_rate(cell["rate"], name, "rate")
     check_duration(cell["duration"], name, "duration")
     check_repetitions(cell["repetition"], name, "repetition")
@@ -397,7 +424,7 @@ def expand(experiments, exclude=None, only=None, programs_with_n=PROGRAMS_WITH_N
             continue
         values, scalars = checked[name]
         reps = scalars.pop("repetitions")
-        for program, n, location, rate, size, fraction in itertools.product(*values):
+        for program, n, location, rate, size, flows, queues, fraction in itertools.product(*values):
             if program not in programs_with_n:
                 n = None
             if rate is None and fraction is None:
@@ -410,6 +437,9 @@ def expand(experiments, exclude=None, only=None, programs_with_n=PROGRAMS_WITH_N
                             rate=rate, size=size, repetition=rep)
                 if fraction is not None:
                     cell[FRACTION_KEY] = fraction
+                for key, value in (("flows", flows), ("queues", queues)):
+                    if value is not None:
+                        cell[key] = value
                 if _excluded(cell, exclusions):
                     continue
                 cell["id"] = cell_id(cell)

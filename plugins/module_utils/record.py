@@ -41,7 +41,7 @@ STATUSES = ("ok", "unsupported", "failed")
 # The cell's description: copied from the matrix's cell into every record.
 CELL_FIELDS = ("experiment", "program", "n", "location", "size", "rate", "repetition")
 # Numeric record fields that describe the cell instead of measuring it.
-PARAMETER_FIELDS = frozenset(("schema", "n", "size", "rate", "repetition", "duration_s"))
+PARAMETER_FIELDS = frozenset(("schema", "n", "size", "rate", "repetition", "duration_s", "flows", "queues"))
 COUNTER_NAMES = ("seen", "dropped", "tx", "passed", "redirected")
 LATENCY_FIELDS = ("rtt_us_p50", "rtt_us_p90", "rtt_us_p99", "rtt_us_p999", "rtt_us_mean", "rtt_us_min",
                   "rtt_us_max")
@@ -319,8 +319,9 @@ def build(cell, run, location, armed=None, window=None, collected=None, error=No
             "lab": run.get("lab"),
         }, **(location.get("provenance") or {})),
     }
-    if cell.get("rate_fraction_of_zero_loss") is not None:
-        record["rate_fraction_of_zero_loss"] = cell["rate_fraction_of_zero_loss"]
+    for key in ("flows", "queues", "rate_fraction_of_zero_loss"):
+        if cell.get(key) is not None:
+            record[key] = cell[key]
     if status == "ok":
         record.update(measured_fields(cell, location, armed, window, collected, generator_local, search))
     return record

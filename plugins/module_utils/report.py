@@ -406,7 +406,7 @@ def build_report(path, compare_to=None, formats=fg.FORMATS, write=True, group_by
     if not fg.HAS_MATPLOTLIB:
         raise ReportError("matplotlib is not importable: %s" % fg.MATPLOTLIB_IMPORT_ERROR)
     run = res.load_run(path, group_by)
-    records, rows, quantities = run["records"], run["rows"], run["quantities"]
+    records, rows, quantities, group_by = run["records"], run["rows"], run["quantities"], run["group_by"]
     run_id = run["run_id"]
     provenance = res.provenance_line(records, run_id)
     specs = dict((s["name"], s) for s in fg.build_figures(rows, records))

@@ -152,8 +152,10 @@ except ImportError as _exc:  # pragma: no cover - exercised on hosts without pan
 
 SUPPORTED_SCHEMAS = record.SUPPORTED_SCHEMAS
 GROUP_KEYS = ("experiment", "program", "n", "location", "size", "rate")
+# Traffic distribution (flows, RX queues): group keys of a run only when some record of it has them.
+DISTRIBUTION_KEYS = ("flows", "queues")
 # Group keys that are numbers (or null); the others are strings.
-NUMERIC_KEYS = ("n", "size", "rate", "duration_s", "repetition")
+NUMERIC_KEYS = ("n", "size", "rate", "duration_s", "repetition") + DISTRIBUTION_KEYS
 STATUSES = record.STATUSES
 # Worse statuses win when a group mixes them.
 STATUS_RANK = {"ok": 0, "unsupported": 1, "failed": 2}
@@ -603,24 +605,33 @@ def available_runs(results_dir):
                   if os.path.isdir(os.path.join(results_dir, name, "records")))
 
 
+def run_group_keys(records, group_by=GROUP_KEYS):
+    """The default group keys, plus flows and queues when a record of the run has them (distribution)."""
+    group_by = tuple(group_by)
+    if group_by != GROUP_KEYS:
+        return group_by
+    return group_by + tuple(k for k in DISTRIBUTION_KEYS if any(r.get(k) is not None for r in records))
+
+
 def load_run(path, group_by=GROUP_KEYS):
     """Load and aggregate ``<path>/records``.
 
     Returns a dict with ``records``, ``skipped``, ``rows`` (full summary rows),
     ``quantities``, ``warnings``, ``run_ids`` (the distinct run ids of the
-    records), ``run_id`` (the records' run id, else the directory name) and
-    ``path``.
+    records), ``run_id`` (the records' run id, else the directory name),
+    ``path`` and ``group_by`` (with flows and queues when the run has them).
     """
     if not HAS_PANDAS:
         raise ResultsError("pandas is not importable: %s" % PANDAS_IMPORT_ERROR)
     records, skipped = load_records(os.path.join(path, "records"))
+    group_by = run_group_keys(records, group_by)
     rows, quantities, warnings = aggregate(records, group_by)
     run_ids = sorted(set(str(r.get("run_id")) for r in records if r.get("run_id") is not None))
     if len(run_ids) > 1:
         warnings.append("records of several runs are mixed in %s: %s" % (path, ", ".join(run_ids)))
     run_id = run_ids[0] if len(run_ids) == 1 else os.path.basename(os.path.normpath(path))
     return {"records": records, "skipped": skipped, "rows": rows, "quantities": quantities,
-            "warnings": warnings, "run_ids": run_ids, "run_id": run_id, "path": path}
+            "warnings": warnings, "run_ids": run_ids, "run_id": run_id, "path": path, "group_by": group_by}
 
 
 def summarize(path, output=None, group_by=GROUP_KEYS, table_quantities=TABLE_QUANTITIES, write=True):
@@ -636,6 +647,7 @@ def summarize(path, output=None, group_by=GROUP_KEYS, table_quantities=TABLE_QUA
     output = output or os.path.join(path, "summary.csv")
     run = load_run(path, group_by)
     records, rows, quantities, warnings = run["records"], run["rows"], run["quantities"], run["warnings"]
+    group_by = run["group_by"]
     if not records:
         warnings.append("no valid record in %s" % os.path.join(path, "records"))
     result = update_file(output, render_csv(summary_frame(rows, quantities, group_by)), write)

@@ -123,3 +123,25 @@ def test_validate_names_what_is_wrong(broken, reason):
     armed, window, collected = parts()
     rec = dict(record.build(CELL, RUN, LOC, armed, window, collected), **broken)
     assert reason in record.validate(rec)
+
+
+def test_distribution_cells_keep_flows_and_queues_and_group_by_them():
+    from ansible_collections.xdplab.offload.plugins.module_utils import matrix, results
+    cells = matrix.expand({"distribution": {"programs": ["drop"], "locations": ["driver"], "flows": [1, 64],
+                                            "queues": [1, 2], "duration": 2}})
+    assert [c["id"] for c in cells] == ["distribution-drop-driver-s64-fl%d-q%d-r0-d2-rep1" % fq
+                                        for fq in ((1, 1), (1, 2), (64, 1), (64, 2))]
+    armed, window, collected = parts()
+    recs = [record.build(c, RUN, LOC, armed, window, collected) for c in cells]
+    assert [(r["flows"], r["queues"]) for r in recs] == [(1, 1), (1, 2), (64, 1), (64, 2)]
+    assert results.run_group_keys(recs) == results.GROUP_KEYS + ("flows", "queues")
+    assert results.run_group_keys([record.build(dict(CELL), RUN, LOC, armed, window, collected)]) == results.GROUP_KEYS
+    rows, quantities, warnings = results.aggregate(recs, results.run_group_keys(recs))
+    assert len(rows) == 4 and not warnings
+
+
+@pytest.mark.parametrize("key, value", [("flows", 0), ("flows", "64"), ("queues", 65), ("queues", True)])
+def test_the_matrix_refuses_distribution_values_out_of_bounds(key, value):
+    from ansible_collections.xdplab.offload.plugins.module_utils import matrix
+    with pytest.raises(matrix.MatrixError):
+        matrix.expand({"distribution": {"programs": ["drop"], "locations": ["driver"], key: [value]}})
