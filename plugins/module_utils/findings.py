@@ -172,11 +172,15 @@ def rows_of(rows, experiment, program=None):
     return [r for r in rows if r.get("experiment") == experiment and (program is None or r.get("program") == program)]
 
 
+# Group keys a run may add (traffic distribution): rows that differ in them are never compared.
+EXTRA_KEYS = ("flows", "queues")
+
+
 def settings(rows, keys=SETTING_KEYS):
-    """The rows grouped by ``keys`` (all but the one the finding varies), in a stable order."""
+    """The rows grouped by ``keys`` (all but the one the finding varies) and :data:`EXTRA_KEYS`, in a stable order."""
     groups = collections.OrderedDict()
     for row in rows:
-        groups.setdefault(tuple(row.get(k) for k in keys), []).append(row)
+        groups.setdefault(tuple(row.get(k) for k in tuple(keys) + EXTRA_KEYS), []).append(row)
     return [groups[k] for k in sorted(groups, key=lambda key: [(v is None, str(v)) for v in key])]
 
 
@@ -192,6 +196,7 @@ def setting_label(row, keys=SETTING_KEYS):
             parts.append("%s B" % value)
         elif key == "rate":
             parts.append("offered %s" % fg._fmt_rate(value) if value else "max rate")
+    parts += ["%s %s" % (row[key], key) for key in EXTRA_KEYS if row.get(key) is not None]
     return ", ".join(parts)
 
 

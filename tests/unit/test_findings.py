@@ -268,3 +268,15 @@ def test_the_same_reason_at_several_locations_is_said_once():
     assert out["verdict"] == fd.NOT_MEASURABLE
     assert out["reason"] == ("`drop` at `afxdp`, `driver`: failed (traffic: generator exited with status 1); "
                              "`drop` at `offload`: unsupported (%s)" % NO_NIC)
+
+
+def test_groups_that_differ_in_flows_or_queues_are_compared_separately():
+    records = [dict(r, flows=64, queues=2) for r in tput("drop", "driver", [11, 12, 13])
+               + tput("drop", "afxdp", [4.0, 4.2, 4.4])] + tput("drop", "afxdp", [20, 21, 22])
+    rows, _quantities, _warnings = res.aggregate(records, res.GROUP_KEYS + ("flows", "queues"))
+    out = dict((f["id"], f) for f in fd.judge_all(rows))["offload_improves_drop"]
+    assert out["verdict"] == fd.REPRODUCED
+    assert out["numbers"][0].startswith("drop drop, 64 B, max rate, 64 flows, 2 queues, throughput: driver 12.0 Mpps")
+    # The afxdp group without flows and queues has no driver to compare with.
+    assert out["not_judged"] == ["location `offload` was not in this run's `drop` experiment",
+                                 "`drop` at `driver`: not measured at drop, 64 B, max rate"]
