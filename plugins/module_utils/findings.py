@@ -195,7 +195,8 @@ def setting_label(row, keys=SETTING_KEYS):
         elif key == "size" and value is not None:
             parts.append("%s B" % value)
         elif key == "rate":
-            parts.append("offered %s" % fg._fmt_rate(value) if value else "max rate")
+            parts.append("offered %s" % fg._fmt_rate(value) if value else
+                         "max rate" if value == 0 else "rate from the zero-loss search")
     parts += ["%s %s" % (row[key], key) for key in EXTRA_KEYS if row.get(key) is not None]
     return ", ".join(parts)
 
@@ -226,6 +227,12 @@ def why_missing(rows, experiment, location, quantity, scope=None):
     if problems:
         return "`%s` at `%s`: %s" % (experiment, location, "; ".join(problems))
     return "`%s` at `%s` recorded no %s" % (experiment, location, NAMES.get(quantity, quantity))
+
+
+def offered_rate(row):
+    """The rate a group was offered: its ``rate``, else the generator's achieved rate (``rate`` 0: as fast as
+    possible, or None: a fraction of the zero-loss rate), else infinity."""
+    return res._num(row.get("rate")) or res._num(row.get("rate_pps_median")) or float("inf")
 
 
 def at_offered_rate(row, value):
@@ -452,8 +459,7 @@ def _rate_influence(rows):
     for group in settings(latency, ("program", "n", "size", "location")):
         location = group[0]["location"]
         label = "dns_latency %s at %s" % (setting_label(group[0], ("program", "n", "size")), location)
-        measured = sorted((r for r in group if usable(r, "rtt_us_p50")),
-                          key=lambda r: r["rate"] if r.get("rate") else float("inf"))
+        measured = sorted((r for r in group if usable(r, "rtt_us_p50")), key=offered_rate)
         if len(measured) < 2:
             missing.append(why_missing(rows, "dns_latency", location, "rtt_us_p50", group) if not measured
                            else "%s: a single rate measured" % label)

@@ -280,3 +280,13 @@ def test_groups_that_differ_in_flows_or_queues_are_compared_separately():
     # The afxdp group without flows and queues has no driver to compare with.
     assert out["not_judged"] == ["location `offload` was not in this run's `drop` experiment",
                                  "`drop` at `driver`: not measured at drop, 64 B, max rate"]
+
+
+def test_latency_rates_from_the_zero_loss_search_are_ordered_by_the_rate_achieved():
+    records = (cells("dns_latency", "driver", program="dns_nxdomain", rate=None, rtt_us_p50=[14, 15, 16],
+                     rate_pps=[4.9e5, 5.0e5, 5.1e5])
+               + cells("dns_latency", "driver", program="dns_nxdomain", rate=10000, rtt_us_p50=[2.4, 2.5, 2.6],
+                       rate_pps=10000))
+    out = judged(records, "latency_depends_on_rate")
+    assert out["verdict"] == fd.REPRODUCED
+    assert "p50 RTT 15.0 µs (IQR 14.5-15.5, 3 reps) at rate from the zero-loss search vs 2.50 µs" in out["numbers"][0]
