@@ -26,9 +26,12 @@ frames, 2 s, generator on CPU 0) into the threaded receiver, interleaved with
 the rounds above; its own window rate (``window.delivered_pps``: the frames the
 veth queued to the receiver between the end of its warm-up and its stop) and the
 receiver's ``rx_packets`` over its whole run (what a record's ``processed_pps``
-is) are printed beside the benchmark's threaded delivered rate. With
-``--cell-nice N`` the module gets ``nice: N`` and the receiver's NAPI thread
-nice N too (``lab_wire``'s ``napi_nice``).
+is) are printed beside the benchmark's threaded delivered rate.
+
+``--nice N`` runs every generator here (xl-loadgen ``--nice``, the module's
+``nice``) and the receiver's NAPI thread (as ``lab_wire``'s ``napi_nice``) at
+nice N: on a machine where other work runs, -20 measures what the lab can do
+rather than the CPU share left to it (trafgen is left as it is).
 
 Prints numbers only; asserts only that they were measured. Run:
 
@@ -86,6 +89,7 @@ class Bench(object):
         self.workdir = workdir
         self.loadgen = None
         self.napi_pid = None
+        self.nice = None
 
     # ---- setup
     def build(self):
@@ -130,6 +134,8 @@ class Bench(object):
                     with open("/proc/%s/comm" % pid) as handle:
                         if handle.read().strip().startswith(prefix):
                             os.sched_setaffinity(int(pid), {NAPI_CPU})
+                            if self.nice is not None:
+                                os.setpriority(os.PRIO_PROCESS, int(pid), self.nice)
                             self.napi_pid = int(pid)
                             return self.napi_pid
                 except OSError:
@@ -177,6 +183,8 @@ class Bench(object):
     def xl_loadgen(self, seconds):
         argv = [self.loadgen, "--netns", self.lg_ns, "--interface", self.lg_if, "--cpu", str(GEN_CPU),
                 "--duration", "%g" % (seconds + WARMUP_S + 0.5)]
+        if self.nice is not None:
+            argv += ["--nice", str(self.nice)]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             result = self.window(proc, seconds)
@@ -190,20 +198,17 @@ class Bench(object):
         result["command"] = argv
         return result
 
-    def cell(self, nice=None):
+    def cell(self):
         """The traffic module as the experiment role calls it (rate 0, 64 bytes, 2 s, CPU 0)."""
         from lib.modrun import run_module
         args = {"interface": self.lg_if, "netns": self.lg_ns, "binary": self.loadgen, "rate": 0, "size": 64,
                 "duration": CELL_SECONDS, "cpu": [GEN_CPU], "progress_file": ""}
-        if nice is not None:
-            args["nice"] = nice
-            os.setpriority(os.PRIO_PROCESS, self.napi_pid, nice)
+        if self.nice is not None:
+            args["nice"] = self.nice
         before = self.counters()
         result = run_module("traffic", args)
         time.sleep(0.05)
         after = self.counters()
-        if nice is not None:
-            os.setpriority(os.PRIO_PROCESS, self.napi_pid, 0)
         if result.get("failed"):
             raise RuntimeError("traffic module failed: %s" % result.get("msg"))
         received = after["dut"]["rx_packets"] - before["dut"]["rx_packets"]
@@ -287,12 +292,13 @@ def _median(runs, key):
     return statistics.median(r[key] for r in runs)
 
 
-def benchmark(seconds=5.0, rounds=3, out=print, cell_nice=None):
+def benchmark(seconds=5.0, rounds=3, out=print, nice=None):
     if (os.cpu_count() or 1) < 2:
         raise RuntimeError("needs two CPUs (generator on CPU 0, receiver NAPI on CPU 1)")
     have_trafgen = shutil.which("trafgen") is not None
     workdir = tempfile.mkdtemp(prefix="xl-gbench-")
     bench = Bench(workdir)
+    bench.nice = nice
     runs = {"xl_threaded": [], "xl_shared": [], "trafgen_shared": [], "trafgen_threaded": [], "cell": []}
     try:
         bench.build()
@@ -302,7 +308,7 @@ def benchmark(seconds=5.0, rounds=3, out=print, cell_nice=None):
         for rnd in range(rounds):
             bench.threaded(True)
             runs["xl_threaded"].append(bench.xl_loadgen(seconds))
-            runs["cell"].append(bench.cell(cell_nice))
+            runs["cell"].append(bench.cell())
             if have_trafgen and rnd == 0:
                 runs["trafgen_threaded"].append(bench.trafgen(min(seconds, 2.0)))
             bench.threaded(False)
@@ -329,7 +335,8 @@ def benchmark(seconds=5.0, rounds=3, out=print, cell_nice=None):
                 "offered_mpps", "delivered_mpps", "ring_drop_pct", "gen_cpu_share", "gen_ns_per_pkt",
                 "gen_capacity_mpps", "napi_ns_per_pkt")}
     out("")
-    out("median of %d rounds, %.1f s windows, 60-byte frames, native XDP_DROP receiver:" % (rounds, seconds))
+    out("median of %d rounds, %.1f s windows, 60-byte frames, native XDP_DROP receiver%s:" % (
+        rounds, seconds, ", generators and receiver NAPI at nice %d" % nice if nice is not None else ""))
     out("  xl-loadgen, receiver NAPI threaded on CPU %d: offered %.2f Mpps, delivered %.2f Mpps, ring drops %.1f %%"
         % (NAPI_CPU, summary["xl_threaded"]["offered_mpps"], summary["xl_threaded"]["delivered_mpps"],
            summary["xl_threaded"]["ring_drop_pct"]))
@@ -345,7 +352,7 @@ def benchmark(seconds=5.0, rounds=3, out=print, cell_nice=None):
     summary["cell_window_vs_bench"] = round(cell["window_delivered_mpps"] / bench_rate, 3) if bench_rate else None
     out("  a cell as the experiment role runs it (traffic module, %d s, 64-byte frames%s): window delivered %.2f Mpps "
         "(%.0f %% of the threaded delivered rate above), processed over the whole run %.2f Mpps, sent %.2f Mpps"
-        % (CELL_SECONDS, ", nice %d" % cell_nice if cell_nice is not None else "", cell["window_delivered_mpps"],
+        % (CELL_SECONDS, ", nice %d" % nice if nice is not None else "", cell["window_delivered_mpps"],
            100 * (summary["cell_window_vs_bench"] or 0), cell["processed_mpps"], cell["sent_mpps"]))
     if have_trafgen:
         t = runs["trafgen_threaded"][0]
@@ -394,7 +401,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cell-nice", type=int, default=None,
-                        help="nice of the cell's generator and of the receiver's NAPI thread (default: unchanged)")
+    parser.add_argument("--nice", type=int, default=None,
+                        help="nice of xl-loadgen, the cell's generator and the receiver's NAPI thread (default: unchanged)")
     opts = parser.parse_args()
-    benchmark(opts.seconds, opts.rounds, cell_nice=opts.cell_nice)
+    benchmark(opts.seconds, opts.rounds, nice=opts.nice)
