@@ -40,7 +40,7 @@ REPORT_HTML = "report.html"
 FIGURES_DIR = "figures"
 # Every figure name build_figures() can produce (stale ones are removed).
 FIGURE_NAMES = ("drop_throughput", "complexity", "dns_latency", "vm_drop_throughput", "vm_cpu_share",
-                "neighbour_latency")
+                "neighbour_latency", "zero_loss_throughput")
 # Experiments in the paper's order, with the heading of their section.
 EXPERIMENTS = (
     ("drop", "Throughput baseline: drop all"),
@@ -49,10 +49,12 @@ EXPERIMENTS = (
     ("vm_drop", "Offloading from virtual machines"),
     ("vm_cpu_share", "Influence on the VM host"),
     ("neighbour", "Influence on neighbouring VMs"),
+    ("zero_loss", "Zero-loss throughput (RFC 2544)"),
+    ("distribution", "Traffic distribution: flows and RX queues"),
 )
 EXPERIMENT_FIGURES = {"drop": "drop_throughput", "complexity": "complexity", "dns_latency": "dns_latency",
                       "vm_drop": "vm_drop_throughput", "vm_cpu_share": "vm_cpu_share",
-                      "neighbour": "neighbour_latency"}
+                      "neighbour": "neighbour_latency", "zero_loss": "zero_loss_throughput"}
 # The quantities tabled (and compared) per experiment, when the run has them.
 EXPERIMENT_QUANTITIES = {
     "drop": ("processed_pps", "rate_pps", "ns_per_packet"),
@@ -61,10 +63,13 @@ EXPERIMENT_QUANTITIES = {
     "dns_latency": ("rtt_us_p50", "rtt_us_p99", "rtt_us_p999", "loss", "rate_pps"),
     "vm_cpu_share": ("cpu_host_share", "cpu_vm_share", "processed_pps"),
     "neighbour": ("rtt_us_p50", "rtt_us_p99", "rtt_us_p999", "loss"),
+    "zero_loss": ("zero_loss_pps", "processed_pps"),
+    "distribution": ("processed_pps", "rate_pps", "cpu_host_share"),
 }
 # Column heading and factor per quantity (value shown = value * factor).
 QUANTITY_UNITS = {
     "processed_pps": ("throughput [Mpps]", 1e-6),
+    "zero_loss_pps": ("zero-loss [Mpps]", 1e-6),
     "rate_pps": ("sent [Mpps]", 1e-6),
     "sent_packets": ("sent [packets]", 1.0),
     "processed_packets": ("processed [packets]", 1.0),
