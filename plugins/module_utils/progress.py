@@ -190,6 +190,9 @@ def cell_name(record):
     if record.get("n") not in (None, "", 0):
         parts.append("N=%s" % record["n"])
     parts.append(str(record.get("location") or "?"))
+    for key, unit in (("flows", "flows"), ("queues", "queues")):
+        if record.get(key) is not None:
+            parts.append("%s %s" % (record[key], unit))
     if _present(record, "rtt_us_p50") and (_value(record, "rate") or 0) > 0:
         parts.append(rate(_value(record, "rate")))
     if record.get("repetition") is not None:
@@ -226,6 +229,8 @@ def record_summary(record):
     else:
         if _present(record, "zero_loss_pps"):
             parts.append("zero-loss %s" % rate(_value(record, "zero_loss_pps")))
+        elif "zero_loss_pps" in record:
+            parts.append("no zero-loss rate found")
         if _present(record, "processed_pps"):
             parts.append("%s processed" % rate(_value(record, "processed_pps")))
         sent, lost = _value(record, "sent_packets"), _value(record, "lost_packets")
