@@ -178,7 +178,7 @@ def test_throughput_cells_count_consistently_and_record_cpu_shares_and_provenanc
     _require(run)
     checked = 0
     for cell_id, record in records(run).items():
-        if record["location"] in ("nic", "baseline"):
+        if record["location"] in ("nic", "baseline") or record["experiment"] == "zero_loss":
             continue
         assert record["status"] == "ok", (cell_id, record["reason"])
         sent, seen = record["sent_packets"], record["processed_packets"]
@@ -214,6 +214,26 @@ def test_throughput_cells_count_consistently_and_record_cpu_shares_and_provenanc
     assert any(r["location"] == "vm_afxdp" and r["status"] == "ok" for r in records(run).values())
 
 
+def test_zero_loss_searches_run_trial_by_trial_at_every_vm_location(run):
+    _require(run)
+    got = dict((r["location"], r) for r in records(run).values() if r["experiment"] == "zero_loss")
+    assert got["nic"]["status"] == "unsupported"
+    for location in ("host_driver", "vm_driver", "vm_afxdp"):
+        record = got[location]
+        assert record["status"] == "ok", (record["cell_id"], record["reason"])
+        trials = record["zero_loss_trials"]
+        assert 2 <= len(trials) <= record["zero_loss_parameters"]["max_trials"], trials
+        for trial in trials:
+            assert trial["sent"] > 0 and 0 <= trial["processed"] <= trial["sent"] + TOLERANCE_PACKETS, trial
+            assert trial["passed"] == (trial["loss_ratio"] <= record["zero_loss_parameters"]["loss_tolerance"])
+        # the overload trial comes first: its processed rate is the location's throughput
+        assert trials[0]["target_pps"] == 0 and record["processed_pps"] > 0
+        passed = [t["offered_pps"] for t in trials if t["passed"]]
+        assert record["zero_loss_pps"] == (max(passed) if passed else None) or record["zero_loss_pps"] in passed
+        print("%-60s zero-loss %s pps, overload %.0f pps, %d trials: %s" % (
+            record["cell_id"], record["zero_loss_pps"], record["processed_pps"], len(trials), record["zero_loss_reason"]))
+
+
 def test_neighbour_latency_is_measured_with_and_without_the_workload(run):
     _require(run)
     got = [r for r in records(run).values() if r["experiment"] == "neighbour"]
@@ -243,7 +263,7 @@ def test_summary_csv_has_a_row_per_cell_group(run):
     with open(os.path.join(run["dir"], "summary.csv")) as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(matrix.expand(quick_profile()))
-    assert {r["experiment"] for r in rows} == {"vm_drop", "vm_cpu_share", "neighbour"}
+    assert {r["experiment"] for r in rows} == set(quick_profile()) == {"vm_drop", "vm_cpu_share", "neighbour", "zero_loss"}
 
 
 def test_rerun_with_the_same_run_id_skips_recorded_cells_and_removes_the_lab_when_it_ends(run):
