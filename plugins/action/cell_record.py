@@ -7,7 +7,6 @@ __metaclass__ = type
 import datetime
 import json
 import os
-import tempfile
 import time
 
 from ansible.errors import AnsibleActionFail
@@ -15,6 +14,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.xdplab.offload.plugins.module_utils import record as records
 from ansible_collections.xdplab.offload.plugins.module_utils import resume, safety, zero_loss
+from ansible_collections.xdplab.offload.plugins.module_utils.atomic import write_atomic
 
 ARGUMENT_SPEC = dict(
     state=dict(type="str", choices=["checked", "written"], default="written"),
@@ -43,23 +43,6 @@ def record_path(records_dir, run_id, cell_id):
     safety.name(cell_id, "cell.id", "cell id")
     base = os.path.realpath(os.path.abspath(records_dir))
     return base, safety.strictly_under(os.path.join(base, cell_id + ".json"), base, "cell.id")
-
-
-def write_atomically(directory, path, data):
-    """Write to a temporary file beside it and rename it into place: a reader never sees half a record."""
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _iso(ts):
@@ -110,7 +93,8 @@ class ActionModule(ActionBase):
                       xdplab_cell=progress_payload(args["progress"], run.get("run_id"), rec, False))
         if not self._task.check_mode:
             try:
-                write_atomically(directory, path, json.dumps(rec, indent=4, sort_keys=True) + "\n")
+                os.makedirs(directory, mode=0o755, exist_ok=True)
+                write_atomic(path, json.dumps(rec, indent=4, sort_keys=True) + "\n")
             except OSError as exc:
                 raise AnsibleActionFail("cannot write the record %s: %s" % (path, exc))
         return result

@@ -37,7 +37,7 @@ _value:
 '''
 
 
-from ansible_collections.xdplab.offload.plugins.module_utils.linkstats import counter_delta  # noqa: E402
+from ansible_collections.xdplab.offload.plugins.module_utils.record import counter_delta  # noqa: E402
 
 
 class FilterModule(object):

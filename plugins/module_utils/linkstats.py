@@ -4,7 +4,7 @@
 
 Shared by ``xdplab.offload.link_stats`` (one reading) and ``xdplab.offload.traffic``
 (a reading before and after its run, returned as a delta), and by the
-``counter_delta`` filter. ``read_link_stats`` needs pyroute2 (through ``xdp``) and the
+``counter_delta`` filter (counter_delta itself lives in record.py). ``read_link_stats`` needs pyroute2 (through ``xdp``) and the
 ``ethtool`` command; the parsers and ``counter_delta`` are pure.
 """
 from __future__ import absolute_import, division, print_function
@@ -13,6 +13,7 @@ __metaclass__ = type
 import subprocess
 
 from ansible_collections.xdplab.offload.plugins.module_utils import xdp
+from ansible_collections.xdplab.offload.plugins.module_utils.record import counter_delta
 
 
 def ethtool_argv(args, netns):
@@ -44,20 +45,6 @@ def parse_driver_stats(text):
         except ValueError:
             continue
     return stats
-
-
-def counter_delta(after, before):
-    """``after[k] - before[k]`` for every key whose values are integers in both (missing before: 0)."""
-    before = before or {}
-    delta = {}
-    for key, value in (after or {}).items():
-        if isinstance(value, bool) or not isinstance(value, int):
-            continue
-        old = before.get(key, 0)
-        if isinstance(old, bool) or not isinstance(old, int):
-            continue
-        delta[key] = value - old
-    return delta
 
 
 def _run_command(argv):

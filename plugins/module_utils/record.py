@@ -33,8 +33,6 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.xdplab.offload.plugins.module_utils.linkstats import counter_delta
-
 SCHEMA = 1
 SUPPORTED_SCHEMAS = (1,)
 STATUSES = ("ok", "unsupported", "failed")
@@ -83,6 +81,18 @@ def validate(record):
 # ---------------------------------------------------------------------------
 # Derived values
 # ---------------------------------------------------------------------------
+
+def counter_delta(after, before):
+    """``after[k] - before[k]`` for every key whose values are integers in both (missing before: 0)."""
+    before = before or {}
+    delta = {}
+    for key, value in (after or {}).items():
+        old = before.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or isinstance(old, bool) or not isinstance(old, int):
+            continue
+        delta[key] = value - old
+    return delta
+
 
 def zero_counters():
     return {name: {"packets": 0, "bytes": 0} for name in COUNTER_NAMES}

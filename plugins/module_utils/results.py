@@ -140,6 +140,7 @@ import os
 import tempfile
 
 from ansible_collections.xdplab.offload.plugins.module_utils import record
+from ansible_collections.xdplab.offload.plugins.module_utils.atomic import write_atomic  # noqa: F401 (results API)
 
 try:
     import pandas as pd
@@ -442,29 +443,6 @@ def render_csv(frame):
     return frame.to_csv(index=False, lineterminator="\n", float_format=CSV_FLOAT_FORMAT, na_rep="")
 
 
-def write_atomic(path, text):
-    """Write ``text`` (str or bytes) to ``path`` through a temporary file in the same directory and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ResultsError("output directory %s does not exist" % directory)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        if isinstance(text, bytes):
-            handle = os.fdopen(fd, "wb")
-        else:
-            handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        with handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def update_file(path, text, write=True):
     """Replace ``path`` with ``text`` (atomically) when its content differs, and only if ``write``.
 
@@ -475,6 +453,8 @@ def update_file(path, text, write=True):
     before = read_text(path)
     changed = before != text
     if changed and write:
+        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise ResultsError("output directory %s does not exist" % os.path.dirname(os.path.abspath(path)))
         write_atomic(path, text)
     return {"changed": changed, "output": path, "before": before, "after": text}
 
