@@ -143,7 +143,7 @@ def test_bench_orchestration_quick():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--checkout", default=ROOT, help="the checkout whose playbooks run (default: this one)")
     parser.add_argument("--profile", default="quick", choices=("quick", "default"))
     parser.add_argument("--playbook", default="both", choices=("baremetal", "vm", "both"))

@@ -140,9 +140,9 @@ def test_counts_are_consistent_with_the_interfaces(run):
 def test_rerun_with_the_same_run_id_skips_recorded_cells(run):
     second = run["second"]
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr
-    assert "TASK [xdplab.offload.experiment : Deploy, measure, collect and remove" not in second.stdout
+    assert "TASK [xdplab.offload.experiment : Deploy, measure, collect and remove in one call" not in second.stdout
     assert "TASK [xdplab.offload.experiment : Write the record" not in second.stdout
-    assert second.stdout.count("TASK [xdplab.offload.experiment : Check cell ") == 5
+    assert second.stdout.count("TASK [xdplab.offload.experiment : Check the cell and decide whether it runs") == 5
 
 
 def test_retry_failed_runs_only_the_failed_cell_again(run):

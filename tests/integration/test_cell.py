@@ -55,7 +55,7 @@ def xdp_attached(pair):
     with IPRoute(netns=pair.ns_b) as ipr:
         link = ipr.get_links(ipr.link_lookup(ifname=pair.name_b)[0])[0]
         xdp = link.get_attr("IFLA_XDP")
-        return xdp is not None and bool(xdp.get_attr("IFLA_XDP_ATTACHED") or 0)
+        return xdp is not None and bool(xdp.get_attr("IFLA_XDP_ATTACHED"))
 
 
 def args(pair, location="driver", kind="xdp", mode="driver", program="drop", measure="throughput", **cell):

@@ -157,7 +157,7 @@ def test_the_role_refuses_a_hand_made_cell(wire, workdir, key, value, expected):
     proc = run_playbook(CELLS, cells_extra(wire, run_id(), records, cell=cell))
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-3000:]
-    assert "TASK [xdplab.offload.experiment : Check cell " in out and expected in out, out[-3000:]
+    assert "TASK [xdplab.offload.experiment : Check the cell and decide" in out and expected in out, out[-3000:]
     assert "TASK [xdplab.offload.experiment : Deploy" not in out and "Run cell" not in out
     assert not os.path.exists(records) and not os.path.exists(canary) and not os.path.exists(canary + ".json")
 
