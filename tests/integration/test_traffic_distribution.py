@@ -246,8 +246,8 @@ def test_each_flow_is_a_valid_frame_from_its_own_source_port(wire, loadgen_bin, 
     wrong = [n for n, f in enumerate(frames) if f != expected[ports[n] - first]]
     if wrong:
         bad = wrong[0]
-        raise AssertionError("frame %d differs:\n%s\nexpected\n%s" % (bad, frames[bad].hex(),
-                                                                     expected[ports[bad] - first].hex()))
+        want = expected[ports[bad] - first]
+        raise AssertionError("frame %d differs:\n%s\nexpected\n%s" % (bad, frames[bad].hex(), want.hex()))
     # in turn: the next frame comes from the next port (a missed frame skips one)
     in_turn = sum(1 for a, b in zip(ports, ports[1:]) if b == first + (a - first + 1) % 8)
     assert in_turn > 0.9 * (len(ports) - 1)
