@@ -14,7 +14,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.xdplab.offload.plugins.module_utils import latency, loadgen
+from ansible_collections.xdplab.offload.plugins.module_utils import latency, linkstats, loadgen
 
 try:
     from ansible_collections.xdplab.offload.plugins.module_utils import xdp
@@ -63,8 +63,21 @@ def _executable(path):
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
-def send(params, check_mode=False):
-    """mode throughput: run the load generator; return (result, warnings)."""
+def read_interface(spec, run_command=None):
+    """The generator interface's counters (xl_loadgen), or None (MoonGen drives a DPDK port)."""
+    if spec["generator"] != "xl_loadgen":
+        return None
+    try:
+        return linkstats.read_link_stats(spec["interface"], spec["netns"], run_command=run_command)
+    except xdp.XdpError as exc:
+        raise SendError("%s; give the generator's interface" % exc.msg, interface=spec["interface"],
+                        netns=spec["netns"])
+
+
+def send(params, check_mode=False, run_command=None):
+    """mode throughput: run the load generator; return (result, warnings).
+
+    The result has ``interface_stats``: the generator interface's counters over the run (xl_loadgen)."""
     try:
         spec = loadgen.normalize(params)
     except loadgen.LoadgenError as exc:
@@ -92,7 +105,9 @@ def send(params, check_mode=False):
                         command=argv)
 
     grace = params.get("timeout", 30)
+    before = read_interface(spec, run_command)
     rc, out, err, timed_out = loadgen.run(argv, spec["duration"], grace=grace)
+    interface_stats = linkstats.delta(before, read_interface(spec, run_command)) if before else None
     name = os.path.basename(binary)
     try:
         data = loadgen.parse_output(spec["generator"], out)
@@ -103,6 +118,8 @@ def send(params, check_mode=False):
             msg = "%s did not finish within %s s after its duration and was stopped" % (name, grace)
         raise SendError(msg, rc=rc, stdout=out, stderr=err, command=argv)
     result = loadgen.summarize(spec, data)
+    if interface_stats is not None:
+        result["interface_stats"] = interface_stats
     if rc != 0:
         details = dict(result, rc=rc, stdout=out, stderr=err, command=argv)
         raise SendError("%s failed after sending %d frames: %s" % (
@@ -124,7 +141,7 @@ def send(params, check_mode=False):
     return result, warnings
 
 
-def measure_latency(params, check_mode=False):
+def measure_latency(params, check_mode=False, run_command=None):
     """mode latency: run xl-latency; return (result, warnings)."""
     try:
         spec = latency.normalize(params)

@@ -497,102 +497,20 @@ link:
   type: dict
 '''
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.xdplab.offload.plugins.module_utils import latency, linkstats, loadgen
-
-try:
-    from ansible_collections.xdplab.offload.plugins.module_utils import xdp
-    HAS_XDP_UTILS = xdp.HAS_PYROUTE2
-except ImportError:  # pragma: no cover - pyroute2 missing: the generator checks the interface itself
-    HAS_XDP_UTILS = False
+from ansible_collections.xdplab.offload.plugins.module_utils import latency, loadgen, sending
 
 
-def check_target(module, spec):
-    """The namespace and the interface must exist (xl_loadgen, xl_latency) and the interface must be
-    a lab interface (no default route, not Ansible's connection); fail_json otherwise."""
-    if spec["generator"] not in ("xl_loadgen", latency.CLIENT):
-        return
-    if spec["netns"] and not loadgen.netns_path(spec["netns"]):
-        module.fail_json(msg="network namespace %s does not exist (looked in %s); create it first, e.g. with the "
-                             "xdplab.offload.lab_wire role" % (spec["netns"], ", ".join(loadgen.NETNS_DIRS)),
-                         netns=spec["netns"], interface=spec["interface"])
-    if not HAS_XDP_UTILS:
-        # Without netlink the guard cannot tell a management interface from a lab one: refuse.
-        module.fail_json(msg="pyroute2 is not importable, so the module cannot check that interface %s carries no "
-                             "default route and not Ansible's connection; install pyroute2 (the lab_host role "
-                             "puts it into the module venv)" % spec["interface"], interface=spec["interface"])
-    refusal = None
+def finish(module, run, params):
+    """Run one of sending's functions and exit_json with its result, or fail_json with its sentence."""
     try:
-        with xdp.open_netlink(spec["netns"]) as ipr:
-            xdp.lookup(ipr, spec["interface"], spec["netns"])
-            refusal = loadgen.interface_refusal(ipr, spec["interface"], spec["netns"], loadgen.ssh_connection(),
-                                                spec["mode"])
-    except xdp.XdpError as exc:
-        module.fail_json(msg="%s; give the generator's interface" % exc.msg,
-                         interface=spec["interface"], netns=spec["netns"])
-    if refusal:
-        module.fail_json(msg=refusal, interface=spec["interface"], netns=spec["netns"], option="interface")
-
-
-def read_interface(module, spec):
-    """The generator interface's counters (xl_loadgen), or None (MoonGen drives a DPDK port)."""
-    if spec["generator"] != "xl_loadgen":
-        return None
-    try:
-        return linkstats.read_link_stats(spec["interface"], spec["netns"], run_command=module.run_command)
-    except xdp.XdpError as exc:
-        module.fail_json(msg="%s; give the generator's interface" % exc.msg, interface=spec["interface"],
-                         netns=spec["netns"])
-
-
-def run_latency(module):
-    """mode: latency - run xl-latency and exit_json/fail_json."""
-    params = module.params
-    # want: the validated request
-    try:
-        spec = latency.normalize(params)
-    except loadgen.LoadgenError as exc:
+        result, warnings = run(params, module.check_mode, module.run_command)
+    except sending.SendError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
-    binary = params["binary"] or latency.DEFAULT_BINARY
-    argv = latency.build_argv(spec, binary)
-    planned = latency.planned(spec)
-
-    # have: the target and the client are there
-    check_target(module, spec)
-    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
-        module.fail_json(msg="latency client %s is not an executable file; build it with 'make -C bpf' (or make -C "
-                             "bpf/latency) and/or set binary" % binary, binary=binary, command=argv)
-    if module.check_mode:
-        module.exit_json(changed=True, command=argv, planned=planned, generator=latency.CLIENT, mode="latency",
-                         packets_sent=0, bytes_sent=0, duration_s=0.0, rate_pps=0.0, sent=0, received=0,
-                         offered_rate_pps=spec["rate"], requested_rate_pps=spec["rate"])
-    if os.geteuid() != 0:
-        module.fail_json(msg="xl-latency needs root (AF_XDP, BPF and network namespaces); run the task with "
-                             "become: true", command=argv)
-
-    # change: measure
-    rc, out, err, timed_out = loadgen.run(argv, spec["duration"] + spec["reply_timeout"] + 5.0,
-                                          grace=params["timeout"])
-    name = os.path.basename(binary)
-    if rc != 0:
-        reason = loadgen.error_line(err) or "exit code %d" % rc
-        module.fail_json(msg="%s failed: %s" % (name, reason), rc=rc, stdout=out, stderr=err, command=argv)
-    try:
-        result = latency.summarize(spec, latency.parse_output(out))
-    except loadgen.LoadgenError as exc:
-        msg = exc.msg
-        if timed_out:
-            msg = "%s did not finish within %s s after its duration and was stopped" % (name, params["timeout"])
-        module.fail_json(msg=msg, rc=rc, stdout=out, stderr=err, command=argv)
-    warnings = latency.warnings(spec, result)
-    if timed_out:
-        warnings.append("the client overran its duration by more than %s s and was interrupted" % params["timeout"])
     for warning in warnings:
         module.warn(warning)
-    module.exit_json(changed=True, command=argv, planned=planned, stderr=err, **result)
+    module.exit_json(**result)
 
 
 def main():
@@ -633,73 +551,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    if params["mode"] == "latency":
-        run_latency(module)
-    # want: the validated request
-    try:
-        spec = loadgen.normalize(params)
-    except loadgen.LoadgenError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    binary = loadgen.resolve_binary(spec, params["binary"])
-    argv = loadgen.build_argv(spec, binary, params["script"])
-    planned = loadgen.planned(spec)
-
-    # have: the target and the generator are there
-    check_target(module, spec)
-    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
-        hint = ("build it with 'make -C bpf' (or make -C bpf/loadgen) and/or set binary"
-                if spec["generator"] == "xl_loadgen" else "install MoonGen or set binary")
-        module.fail_json(msg="load generator %s is not an executable file; %s" % (binary, hint),
-                         binary=binary, command=argv)
-    if spec["generator"] == "moongen" and not os.path.isfile(params["script"]):
-        module.fail_json(msg="MoonGen script %s does not exist; copy bpf/loadgen/moongen/ there or set script"
-                         % params["script"], script=params["script"], command=argv)
-
-    if module.check_mode:
-        module.exit_json(changed=True, command=argv, planned=planned, generator=spec["generator"],
-                         packets_sent=0, bytes_sent=0, duration_s=0.0, rate_pps=0.0,
-                         offered_rate_pps=spec["rate"], requested_rate_pps=spec["rate"])
-    if spec["generator"] == "xl_loadgen" and os.geteuid() != 0:
-        module.fail_json(msg="xl-loadgen needs root (BPF and network namespaces); run the task with become: true",
-                         command=argv)
-
-    # change: send, with the interface's counters read around it
-    before = read_interface(module, spec)
-    rc, out, err, timed_out = loadgen.run(argv, spec["duration"], grace=params["timeout"])
-    interface_stats = linkstats.delta(before, read_interface(module, spec)) if before else None
-    try:
-        data = loadgen.parse_output(spec["generator"], out)
-    except loadgen.LoadgenError as exc:
-        reason = loadgen.error_line(err)
-        msg = ("%s failed: %s" % (os.path.basename(binary), reason)) if reason else exc.msg
-        if timed_out:
-            msg = "%s did not finish within %s s after its duration and was stopped" % (
-                os.path.basename(binary), params["timeout"])
-        module.fail_json(msg=msg, rc=rc, stdout=out, stderr=err, command=argv)
-    result = loadgen.summarize(spec, data)
-    if interface_stats is not None:
-        result["interface_stats"] = interface_stats
-    if rc != 0:
-        module.fail_json(msg="%s failed after sending %d frames: %s" % (
-            os.path.basename(binary), result["packets_sent"], loadgen.error_line(err) or "exit code %d" % rc),
-            rc=rc, stdout=out, stderr=err, command=argv, **result)
-    warnings = []
-    if timed_out:
-        warnings.append("the generator overran its duration by more than %s s and was interrupted" % params["timeout"])
-    if spec["generator"] == "moongen" and spec["cpus"]:
-        warnings.append("cpu is ignored with MoonGen; it takes its cores from dpdk-conf.lua")
-    if spec["rate"] > 0 and result["rate_pps"] < 0.95 * spec["rate"]:
-        warnings.append("achieved %.0f pps, less than 95%% of the requested %.0f pps" % (
-            result["rate_pps"], spec["rate"]))
-    if result["packets_sent"] and "device_xdp_xmit" in result and not (
-            result["device_xdp_xmit"] or result.get("device_xdp_xmit_errors")):
-        warnings.append("%s took none of the %d frames: a veth passes redirected frames on only when its peer "
-                        "runs an XDP program (or has GRO on); attach one to the peer"
-                        % (spec["interface"], result["packets_sent"]))
-    for warning in warnings:
-        module.warn(warning)
-    module.exit_json(changed=True, command=argv, planned=planned, stderr=err, **result)
+    # The validated request, the lab-interface guard, the run and its summary: module_utils/sending.py.
+    finish(module, sending.measure_latency if module.params["mode"] == "latency" else sending.send, module.params)
 
 
 if __name__ == "__main__":
