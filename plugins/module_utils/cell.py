@@ -155,6 +155,7 @@ def _traffic_params(generator, cell, dst_mac, dst_ip, **extra):
               "duration": float(cell["duration"]), "cpu": generator.get("cpu"),
               "allowed_destinations": generator.get("allowed_destinations") or [],
               "dst_mac": dst_mac, "dst_ip": dst_ip, "binary": generator.get("binary"), "flows": cell.get("flows"),
+              "nice": generator.get("nice"),
               # The matrix bounds rate and duration; a paced cell may plan more frames than the default bound.
               "max_packets": max(10 ** 9, int(float(cell["rate"]) * float(cell["duration"])))}
     params.update(extra)
@@ -367,6 +368,9 @@ def run_phase(phase, p, check_mode=False):
     """
     cell, location, run = p["cell"], p["location"], p.get("run") or {}
     generator, sampling = p.get("generator") or {}, p.get("sampling") or {}
+    if location.get("kind") == "afxdp":
+        # An unpinned AF_XDP worker would get almost no CPU beside a generator at a raised priority.
+        generator = dict(generator, nice=None)
     result = {"changed": not check_mode, "phase": phase, "error": None, "teardown_error": None, "warnings": []}
     if check_mode:
         result["planned"] = planned(phase, cell, location, generator)
