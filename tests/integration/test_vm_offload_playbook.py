@@ -222,7 +222,9 @@ def test_zero_loss_searches_run_trial_by_trial_at_every_vm_location(run):
         record = got[location]
         assert record["status"] == "ok", (record["cell_id"], record["reason"])
         trials = record["zero_loss_trials"]
-        assert 2 <= len(trials) <= record["zero_loss_parameters"]["max_trials"], trials
+        assert 1 <= len(trials) <= record["zero_loss_parameters"]["max_trials"], trials
+        # one trial only when the generator's maximum lost nothing (nothing to search below it)
+        assert len(trials) > 1 or (trials[0]["passed"] and record["zero_loss_converged"]), trials
         for trial in trials:
             assert trial["sent"] > 0 and 0 <= trial["processed"] <= trial["sent"] + TOLERANCE_PACKETS, trial
             assert trial["passed"] == (trial["loss_ratio"] <= record["zero_loss_parameters"]["loss_tolerance"])
