@@ -64,16 +64,17 @@ def native_refused(exc):
     return "does not support native XDP" in _msg(exc) or abs(int(getattr(exc, "errno", 0) or 0)) == EOPNOTSUPP
 
 
-def with_fallback(start, location, mode):
-    """start(mode) in the location's mode; again in its fallback_mode only when native XDP is refused.
-
-    Returns (result, fallback_reason or None)."""
+def with_fallback(start, location, mode, cleanup=None):
+    """start(mode) in the location's mode; again in its fallback_mode only when native XDP is refused
+    (after cleanup(), which removes what the refused attempt left). Returns (result, fallback_reason or None)."""
     try:
         return start(mode), None
     except STEP_ERRORS as exc:
         fallback = location.get("fallback_mode")
         if not fallback or mode != "driver" or not native_refused(exc):
             raise
+        if cleanup is not None:
+            cleanup()
         return start(fallback), _msg(exc)
 
 
@@ -121,7 +122,9 @@ def _start_worker(cell, location, run):
     params = worker_params(cell, location, run)
     requested = "generic" if cell["location"] == "afxdp_generic" or location.get("mode") == "generic" else "driver"
     worker, fallback_reason = with_fallback(
-        lambda mode: afxdp.ensure_started(dict(params, state="started", xdp_mode=mode)), location, requested)
+        lambda mode: afxdp.ensure_started(dict(params, state="started", xdp_mode=mode)), location, requested,
+        # the refused worker may still hold its socket on the queue: stop it (by its recorded PID) first
+        cleanup=lambda: afxdp.ensure_stopped(dict(params, state="stopped")))
     deploy = {"host": location.get("host"), "interface": location["interface"], "target_ip": None,
               "requested_mode": requested, "mode": worker.get("xdp_mode"), "bind_mode": worker.get("bind_mode"),
               "fallback": fallback_reason is not None, "fallback_reason": fallback_reason}
