@@ -137,7 +137,6 @@ __metaclass__ = type
 import json
 import math
 import os
-import tempfile
 
 from ansible_collections.xdplab.offload.plugins.module_utils import record
 from ansible_collections.xdplab.offload.plugins.module_utils.atomic import write_atomic  # noqa: F401 (results API)
