@@ -381,7 +381,24 @@ def link_holders(prog_id, proc="/proc"):
     return sorted(holders)
 
 
+# The socket of a worker that just ended is released by the kernel a little later (deferred work):
+# a new worker's bind may still find the queue busy (EBUSY) for a moment, so it is tried again.
+BUSY_RETRY_S = 3.0
+
+
 def start(binary, settings, sdir, timeout=15.0, root=STATE_ROOT):
+    """Start a worker (``_start_once``), again for up to BUSY_RETRY_S while its queue is still busy."""
+    until = time.monotonic() + BUSY_RETRY_S
+    while True:
+        try:
+            return _start_once(binary, settings, sdir, timeout, root)
+        except AfxdpError as exc:
+            if abs(int(exc.details.get("errno") or 0)) != errno.EBUSY or time.monotonic() >= until:
+                raise
+            time.sleep(0.2)
+
+
+def _start_once(binary, settings, sdir, timeout=15.0, root=STATE_ROOT):
     """Start a worker for ``settings``; wait until it runs; return (record, stats).
 
     On failure the worker is gone (it cleans up after itself; killed if it

@@ -229,12 +229,18 @@ def interfaces_field(armed, collected, window, location):
     }}
 
 
+def overload_pps(search):
+    """What the program processed per second in the as-fast-as-possible trial (passed or not), else None."""
+    overload = [t for t in search.get("trials") or [] if t.get("target_pps") == 0 and t.get("duration_s")]
+    return overload[-1]["processed"] / float(overload[-1]["duration_s"]) if overload else None
+
+
 def zero_loss_fields(search):
     """A zero-loss search's result (zero_loss.outcome): the rate, the overload trial's throughput, every trial."""
     return {
         "zero_loss_pps": search.get("zero_loss_pps"),
         # The as-fast-as-possible trial is the location's throughput under overload, drawn beside the zero-loss rate.
-        "processed_pps": search.get("overload_processed_pps"),
+        "processed_pps": overload_pps(search),
         "zero_loss_converged": search.get("converged"),
         "zero_loss_reason": search.get("reason"),
         "zero_loss_low_pps": search.get("low_pps"),

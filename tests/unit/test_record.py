@@ -145,3 +145,10 @@ def test_the_matrix_refuses_distribution_values_out_of_bounds(key, value):
     from ansible_collections.xdplab.offload.plugins.module_utils import matrix
     with pytest.raises(matrix.MatrixError):
         matrix.expand({"distribution": {"programs": ["drop"], "locations": ["driver"], key: [value]}})
+
+
+def test_a_zero_loss_record_takes_its_throughput_from_the_overload_trial_passed_or_not():
+    trials = [{"target_pps": 0, "duration_s": 2.0, "sent": 2000, "processed": 2000, "passed": True}]
+    rec = record.build(dict(CELL, measure="zero_loss", experiment="zero_loss"), RUN, LOC,
+                       search={"zero_loss_pps": 1000.0, "trials": trials, "converged": True})
+    assert rec["processed_pps"] == 1000.0 and rec["zero_loss_pps"] == 1000.0 and rec["zero_loss_trials"] == trials
