@@ -30,7 +30,6 @@ pytestmark = [
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BPF_DIR = os.path.join(ROOT, "bpf")
-LOADGEN = os.path.join(BPF_DIR, "loadgen", "build", "xl-loadgen")
 
 
 @pytest.fixture
@@ -65,7 +64,8 @@ def args(pair, location="driver", kind="xdp", mode="driver", program="drop", mea
                       "measure": measure}, **cell),
         "location": {"kind": kind, "mode": mode, "interface": pair.name_b, "netns": pair.ns_b, "host": "localhost"},
         "run": {"bpf_dir": BPF_DIR, "loader": "object"},
-        "generator": {"interface": pair.name_a, "netns": pair.ns_a, "cpu": [0], "binary": LOADGEN},
+        # the generator make setup builds (lab_host: /opt/xdplab/bpf), the one the role uses
+        "generator": {"interface": pair.name_a, "netns": pair.ns_a, "cpu": [0]},
         "sampling": {"processes": [{"comm": "^napi/", "name": "napi", "optional": True}]},
     }
 
