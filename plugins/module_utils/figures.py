@@ -40,6 +40,8 @@ import io
 import math
 import textwrap
 
+from ansible_collections.xdplab.offload.plugins.module_utils.record import number as record_number
+
 try:
     import matplotlib
     from matplotlib.figure import Figure
@@ -121,13 +123,7 @@ def _order(values, preferred):
 
 
 def _num(value):
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(value) or math.isinf(value) else value
+    return record_number(value)
 
 
 def _stat(row, quantity, stat="median"):

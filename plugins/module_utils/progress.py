@@ -18,9 +18,10 @@ load generator (:func:`rate_line`, from one line of its progress file).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import math
 import re
 import time
+
+from ansible_collections.xdplab.offload.plugins.module_utils.record import number as record_number
 
 
 class ProgressError(Exception):
@@ -166,14 +167,7 @@ def _percent(fraction):
 
 def _value(record, key):
     """The number under ``key`` (numbers written as text too), or None."""
-    value = record.get(key)
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(value) else value
+    return record_number(record.get(key))
 
 
 def _present(record, key):

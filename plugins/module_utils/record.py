@@ -31,6 +31,7 @@ Units: rates in packets/s; CPU in percent of one CPU (two busy CPUs = 200);
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import math
 import re
 
 SCHEMA = 1
@@ -50,6 +51,17 @@ UNSUPPORTED_PATTERN = r"offload-capable NIC|the NIC refused"
 
 def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def number(value):
+    """A record's value as a float (numbers written as text too), or None (missing, bool, NaN, infinite)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) or math.isinf(value) else value
 
 
 def validate(record):
